@@ -6,9 +6,15 @@
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     // The commit a binary was built from, recorded in every run directory.
-    if let Ok(out) = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output() {
+    if let Ok(out) = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+    {
         if out.status.success() {
-            println!("cargo:rustc-env=NCOOD_GIT_COMMIT={}", String::from_utf8_lossy(&out.stdout).trim());
+            println!(
+                "cargo:rustc-env=NCOOD_GIT_COMMIT={}",
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
         }
     }
     println!("cargo:rerun-if-changed=.git/HEAD");

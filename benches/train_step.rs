@@ -1,1 +1,95 @@
-fn main() {}
+//! Training-step benchmark: ncood against plain PyTorch (benches/train_step.py) in one run.
+//!
+//! ResNet18, w=16, 1x28x28 Fashion-MNIST, batch 128, spectral norm, mod, L2. The ncood side runs
+//! the trainer's own step (`train::train_step`) including its data path (shuffle plan, crop
+//! augmentation, u8 -> normalised f32); the PyTorch side trains on one fixed, pre-made tensor, so
+//! the comparison is conservative for ncood. Rounds alternate between the two and the medians are
+//! compared: this machine is noisy, so only the ratio is meaningful.
+//!
+//! Run: `cargo bench --bench train_step` (after scripts/setup.sh). Env: NCOOD_BENCH_STEPS (30),
+//! NCOOD_BENCH_ROUNDS (3), NCOOD_BENCH_THREADS (2), NCOOD_BENCH_DEVICE (cpu; cuda on a GPU
+//! machine), NCOOD_BENCH_PYTHON (.venv/bin/python).
+use ncood::data::loader::{EpochPlan, Normalizer, epoch_rng, train_batch};
+use ncood::data::{DataSource, Normalization};
+use ncood::train::{Net, RunConfig, Sgd, train_step};
+use std::process::Command;
+use std::time::Instant;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let (steps, rounds, threads) = (
+        env("NCOOD_BENCH_STEPS", 30),
+        env("NCOOD_BENCH_ROUNDS", 3),
+        env("NCOOD_BENCH_THREADS", 2),
+    );
+    tch::set_num_threads(threads as i32);
+    let device_name = std::env::var("NCOOD_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let python = std::env::var("NCOOD_BENCH_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
+    let device = ncood::train::parse_device(&device_name)?;
+    let cfg = RunConfig::from_toml("[model]\nwidth = 16\nl2 = true\n", &[])?;
+    let data = DataSource {
+        root: cfg.data.root.clone(),
+        verify: false,
+    }
+    .read_file_split("fashion-mnist", true)?;
+    let norm = Normalizer::new(&Normalization::of(&data)?, device);
+    let net = Net::new(&cfg, device)?;
+    let mut sgd = Sgd::new(&net.vs, 0.9, 5e-4);
+    let plan = EpochPlan::new(data.len(), 128, false, true, &mut epoch_rng(0, 0));
+    let mut batches = plan.batches.iter().cycle();
+    let mut run = |n: usize| {
+        let mut loss = tch::Tensor::from(0f32);
+        for _ in 0..n {
+            let (x, y) = train_batch(&data, batches.next().unwrap(), &norm);
+            loss = train_step(&net, &mut sgd, &x, &y, 0.1).0;
+        }
+        f64::try_from(loss).unwrap()
+    };
+    run(5); // warm-up
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    for r in 1..=rounds {
+        let t0 = Instant::now();
+        run(steps);
+        ours.push((steps * 128) as f64 / t0.elapsed().as_secs_f64());
+        let out = Command::new(&python)
+            .args([
+                "benches/train_step.py",
+                "--steps",
+                &steps.to_string(),
+                "--threads",
+                &threads.to_string(),
+                "--device",
+                &device_name,
+            ])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "PyTorch side failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        theirs.push(v["images_per_s"].as_f64().unwrap());
+        println!(
+            "round {r}: ncood {:.0} img/s, PyTorch {:.0} img/s",
+            ours[r - 1],
+            theirs[r - 1]
+        );
+    }
+    let (a, b) = (median(ours), median(theirs));
+    println!(
+        "median of {rounds} rounds x {steps} steps, {device_name}, {threads} threads: ncood {a:.0} img/s, PyTorch {b:.0} img/s, ratio ncood/PyTorch {:.3}",
+        a / b
+    );
+    Ok(())
+}

@@ -14,8 +14,14 @@ use tch::{Device, Tensor};
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let io = |e| Error::io(path, e);
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -57,19 +63,35 @@ fn owned(t: &Tensor) -> Result<Owned> {
     let numel = t.numel();
     let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
     t.f_copy_data_u8(&mut bytes, numel)?;
-    Ok(Owned { dtype, shape: t.size().iter().map(|&d| d as usize).collect(), bytes })
+    Ok(Owned {
+        dtype,
+        shape: t.size().iter().map(|&d| d as usize).collect(),
+        bytes,
+    })
 }
 
 /// Serialises named tensors and string metadata to safetensors bytes.
-pub fn to_bytes(tensors: &[(String, Tensor)], metadata: &HashMap<String, String>) -> Result<Vec<u8>> {
-    let owned: Vec<(String, Owned)> =
-        tensors.iter().map(|(n, t)| Ok((n.clone(), owned(t)?))).collect::<Result<_>>()?;
-    safetensors::tensor::serialize(owned.iter().map(|(n, o)| (n.as_str(), o)), &Some(metadata.clone()))
-        .map_err(|e| Error::Torch(tch::TchError::Convert(format!("safetensors: {e}"))))
+pub fn to_bytes(
+    tensors: &[(String, Tensor)],
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let owned: Vec<(String, Owned)> = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), owned(t)?)))
+        .collect::<Result<_>>()?;
+    safetensors::tensor::serialize(
+        owned.iter().map(|(n, o)| (n.as_str(), o)),
+        &Some(metadata.clone()),
+    )
+    .map_err(|e| Error::Torch(tch::TchError::Convert(format!("safetensors: {e}"))))
 }
 
 /// Writes a safetensors file atomically.
-pub fn write(path: &Path, tensors: &[(String, Tensor)], metadata: &HashMap<String, String>) -> Result<()> {
+pub fn write(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
     write_atomic(path, &to_bytes(tensors, metadata)?)
 }
 
@@ -82,7 +104,8 @@ pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, Str
         .map_err(|e| Error::bad_file(path, format!("not a valid safetensors file: {e:?}")))?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
-        let t = Tensor::try_from(view).map_err(|e| Error::bad_file(path, format!("tensor {name}: {e}")))?;
+        let t = Tensor::try_from(view)
+            .map_err(|e| Error::bad_file(path, format!("tensor {name}: {e}")))?;
         tensors.insert(name, t);
     }
     Ok((tensors, meta.metadata().clone().unwrap_or_default()))
@@ -90,7 +113,12 @@ pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, Str
 
 /// Copies `src` into every variable of `vs` whose name it holds (prefixed by `prefix`), checking
 /// shapes; every variable must be present.
-pub fn load_into(vs: &tch::nn::VarStore, src: &HashMap<String, Tensor>, prefix: &str, path: &Path) -> Result<()> {
+pub fn load_into(
+    vs: &tch::nn::VarStore,
+    src: &HashMap<String, Tensor>,
+    prefix: &str,
+    path: &Path,
+) -> Result<()> {
     tch::no_grad(|| {
         for (name, mut var) in vs.variables() {
             let key = format!("{prefix}{name}");
@@ -110,11 +138,16 @@ pub fn load_into(vs: &tch::nn::VarStore, src: &HashMap<String, Tensor>, prefix: 
     })
 }
 
-
 /// Writes a tensor as .npy atomically (tch writes the format; the rename makes it atomic).
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     t.to_device(Device::Cpu).contiguous().write_npy(&tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))

@@ -39,6 +39,13 @@ pub enum Error {
         epoch: usize,
         step: usize,
     },
+    #[error(
+        "GDA: the covariance of class(es) {classes:?} is not positive definite even with jitter {last_jitter} added (classes with (near-)constant or duplicated features, or NaN features)"
+    )]
+    NotPositiveDefinite {
+        classes: Vec<usize>,
+        last_jitter: f64,
+    },
     #[error("run directory {}: {problem}", path.display())]
     RunDir { path: PathBuf, problem: String },
     #[error("libtorch: {0}")]

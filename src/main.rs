@@ -3,6 +3,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ncood::data::{DataSource, Split, loader::Normalizer};
+use ncood::features::FeatureSet;
 use ncood::train::{self, Net, Progress, RunConfig, Start};
 use std::path::PathBuf;
 
@@ -61,6 +62,63 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: String,
     },
+    /// Write a run's raw and normalised features, logits and labels of a data set as .npy files
+    /// PREFIX.{raw,normalized,logits,labels}.npy (eval mode, no augmentation, data-set order).
+    Features {
+        run_dir: PathBuf,
+        /// Data set name, or a generated OoD set (noise-uniform, noise-gaussian, flip-invert).
+        #[arg(long)]
+        data: String,
+        #[arg(long, value_enum, default_value = "test")]
+        split: Split,
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        epoch: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Score OoD inputs from .npy files (features from any model): GDA, and the softmax family
+    /// when logits are given. Writes RESULT.json and prints a table.
+    Score {
+        /// Training features, N x D (float32/float64).
+        #[arg(long)]
+        train_features: PathBuf,
+        /// Training labels, N (integers 0..C-1).
+        #[arg(long)]
+        train_labels: PathBuf,
+        /// ID test features.
+        #[arg(long)]
+        id_features: PathBuf,
+        /// OoD features, one file per OoD set (comma-separated); a set is named by its file stem.
+        #[arg(long, value_delimiter = ',', required = true)]
+        ood_features: Vec<PathBuf>,
+        /// ID test logits (enables msp, max_logit, neg_entropy, energy).
+        #[arg(long, requires = "ood_logits")]
+        id_logits: Option<PathBuf>,
+        /// OoD logits, in the order of --ood-features.
+        #[arg(long, value_delimiter = ',', requires = "id_logits")]
+        ood_logits: Vec<PathBuf>,
+        /// ID test labels (with --id-logits: accuracy and ECE).
+        #[arg(long)]
+        id_labels: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Evaluate a trained run against OoD sets: features, every score, every metric, written to
+    /// RUN_DIR/eval/epoch-NNNN.{json,md} and printed.
+    Eval {
+        run_dir: PathBuf,
+        /// OoD sets: registered data sets (test split) and/or generated ones. Default: MNIST
+        /// (fashion-mnist runs) or SVHN and CIFAR-100 (cifar10 runs, when present), plus
+        /// noise-uniform, noise-gaussian, flip-invert.
+        #[arg(long, value_delimiter = ',')]
+        ood: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        epoch: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
 }
 
 fn bar_style() -> ProgressStyle {
@@ -94,7 +152,11 @@ fn train_cmd(cfg: Option<RunConfig>, dir: PathBuf, epochs: Option<usize>) -> Res
     .with_context(|| format!("training run {}", dir.display()))?;
     println!(
         "done: {} epochs, test accuracy {:.4}, {:.0} img/s on {} ({} threads)",
-        summary.epochs, summary.final_test_acc, summary.mean_images_per_s, summary.device, summary.threads
+        summary.epochs,
+        summary.final_test_acc,
+        summary.mean_images_per_s,
+        summary.device,
+        summary.threads
     );
     println!("results: {}", dir.display());
     Ok(())
@@ -102,12 +164,22 @@ fn train_cmd(cfg: Option<RunConfig>, dir: PathBuf, epochs: Option<usize>) -> Res
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Train { config, set, seed, epochs, device, threads, out, resume } => {
+        Command::Train {
+            config,
+            set,
+            seed,
+            epochs,
+            device,
+            threads,
+            out,
+            resume,
+        } => {
             if let Some(dir) = resume {
                 return train_cmd(None, dir, epochs);
             }
             let text = match &config {
-                Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?,
                 None => String::new(),
             };
             let mut overrides = set;
@@ -134,17 +206,154 @@ fn main() -> Result<()> {
             });
             train_cmd(Some(cfg), dir, None)
         }
-        Command::Predict { run_dir, data, split, out, epoch, device } => {
+        Command::Predict {
+            run_dir,
+            data,
+            split,
+            out,
+            epoch,
+            device,
+        } => {
             let dev = train::parse_device(&device)?;
             let (cfg, net, epoch) = Net::load(&run_dir, epoch, dev)?;
             let id = train::RunData::load(&cfg)?;
-            let src = DataSource { root: cfg.data.root.clone(), verify: cfg.data.verify };
+            let src = DataSource {
+                root: cfg.data.root.clone(),
+                verify: cfg.data.verify,
+            };
             let set = src.load(&data, split, cfg.seed, cfg.data.val_fraction)?;
             let norm = Normalizer::new(&id.normalization, dev);
-            let logits = net.logits(&set, &norm, cfg.data.eval_batch_size);
+            let logits =
+                FeatureSet::extract(&net.model, &set, &norm, cfg.data.eval_batch_size).logits;
             ncood::checkpoint::write_npy(&out, &logits)?;
-            println!("wrote {} logits ({} x {}) of epoch {epoch} to {}", data, set.len(), logits.size()[1], out.display());
+            println!(
+                "wrote {} logits ({} x {}) of epoch {epoch} to {}",
+                data,
+                set.len(),
+                logits.size()[1],
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Features {
+            run_dir,
+            data,
+            split,
+            out,
+            epoch,
+            device,
+        } => {
+            let dev = train::parse_device(&device)?;
+            let (cfg, net, epoch) = Net::load(&run_dir, epoch, dev)?;
+            let id = train::RunData::load(&cfg)?;
+            let src = DataSource {
+                root: cfg.data.root.clone(),
+                verify: cfg.data.verify,
+            };
+            let set = if split == Split::Test {
+                ncood::data::ood_set(&src, &data, &id.test, &id.normalization, cfg.seed)?
+            } else {
+                src.load(&data, split, cfg.seed, cfg.data.val_fraction)?
+            };
+            let norm = Normalizer::new(&id.normalization, dev);
+            let f = FeatureSet::extract(&net.model, &set, &norm, cfg.data.eval_batch_size);
+            f.write(&out)?;
+            let paths = FeatureSet::paths(&out).map(|p| p.display().to_string());
+            println!(
+                "wrote features of {data} ({} samples, epoch {epoch}): {}",
+                set.len(),
+                paths.join(", ")
+            );
+            Ok(())
+        }
+        Command::Score {
+            train_features,
+            train_labels,
+            id_features,
+            ood_features,
+            id_logits,
+            ood_logits,
+            id_labels,
+            out,
+        } => {
+            use ncood::features::{read_labels, read_matrix};
+            let stem = |p: &PathBuf| {
+                p.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let inputs = ncood::evaluate::FileInputs {
+                train_features: read_matrix(&train_features)?,
+                train_labels: read_labels(&train_labels)?,
+                id_features: read_matrix(&id_features)?,
+                ood: ood_features
+                    .iter()
+                    .map(|p| Ok((stem(p), read_matrix(p)?)))
+                    .collect::<ncood::Result<_>>()?,
+                id_logits: id_logits.as_deref().map(read_matrix).transpose()?,
+                ood_logits: ood_logits
+                    .iter()
+                    .map(|p| read_matrix(p))
+                    .collect::<ncood::Result<_>>()?,
+                id_labels: id_labels
+                    .as_deref()
+                    .map(|p| read_labels(p).map(|v| tch::Tensor::from_slice(&v)))
+                    .transpose()?,
+            };
+            let r = ncood::evaluate::score_files(&inputs)?;
+            write_result(&r, &out)?;
+            print!("{}", ncood::evaluate::markdown(&r));
+            println!("results: {}", out.display());
+            Ok(())
+        }
+        Command::Eval {
+            run_dir,
+            ood,
+            epoch,
+            device,
+        } => {
+            let dev = train::parse_device(&device)?;
+            let cfg = RunConfig::from_file(&run_dir.join(train::CONFIG_FILE), &[])?;
+            let ood = if ood.is_empty() {
+                default_ood(&cfg)
+            } else {
+                ood
+            };
+            let r = ncood::evaluate::eval_run(&run_dir, epoch, &ood, dev)?;
+            let dir = run_dir.join("eval");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let base = dir.join(format!("epoch-{:04}", r.epoch.unwrap_or(0)));
+            write_result(&r, &base.with_extension("json"))?;
+            let md = ncood::evaluate::markdown(&r);
+            ncood::checkpoint::write_atomic(&base.with_extension("md"), md.as_bytes())?;
+            print!("{md}");
+            println!("results: {}.{{json,md}}", base.display());
             Ok(())
         }
     }
+}
+
+fn write_result(r: &ncood::evaluate::EvalResult, path: &std::path::Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(r)? + "\n";
+    Ok(ncood::checkpoint::write_atomic(path, text.as_bytes())?)
+}
+
+/// The paper's OoD sets for the run's ID set (those whose files exist), plus the generated ones.
+fn default_ood(cfg: &RunConfig) -> Vec<String> {
+    let real: &[&str] = match cfg.data.name.as_str() {
+        "fashion-mnist" => &["mnist"],
+        "cifar10" => &["svhn", "cifar100"],
+        _ => &[],
+    };
+    let src = DataSource {
+        root: cfg.data.root.clone(),
+        verify: cfg.data.verify,
+    };
+    let mut out: Vec<String> = real
+        .iter()
+        .filter(|n| src.load(n, Split::Test, 0, 0.0).is_ok())
+        .map(|s| s.to_string())
+        .collect();
+    out.extend(ncood::data::GENERATED.iter().map(|s| s.to_string()));
+    out
 }

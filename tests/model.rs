@@ -8,7 +8,13 @@ use tch::{Device, Kind, Tensor, nn};
 fn build(arch: Arch, modded: bool, l2: bool, channels: i64, side: i64) -> (nn::VarStore, ResNet) {
     tch::manual_seed(1);
     let vs = nn::VarStore::new(Device::Cpu);
-    let cfg = ModelConfig { arch, width: 2, modded, l2, ..Default::default() };
+    let cfg = ModelConfig {
+        arch,
+        width: 2,
+        modded,
+        l2,
+        ..Default::default()
+    };
     let m = ResNet::new(&vs.root(), &cfg, channels, side, 7).unwrap();
     (vs, m)
 }
@@ -24,7 +30,11 @@ fn shapes_for_every_arch_and_input() {
                     let out = m.forward_t(&x, train);
                     let d = m.config.feature_dim();
                     assert_eq!(d, if arch == Arch::Resnet18 { 16 } else { 64 });
-                    assert_eq!(out.logits.size(), vec![3, 7], "{arch:?} {c}x{side} mod={modded}");
+                    assert_eq!(
+                        out.logits.size(),
+                        vec![3, 7],
+                        "{arch:?} {c}x{side} mod={modded}"
+                    );
                     assert_eq!(out.raw.size(), vec![3, d]);
                     assert_eq!(out.normalized.size(), vec![3, d]);
                 }
@@ -53,7 +63,11 @@ fn l2_features_have_unit_norm_and_feed_the_head() {
 #[test]
 fn pytorch_layout_names() {
     let (vs, m) = build(Arch::Resnet18, false, false, 3, 32);
-    let names: Vec<String> = m.pytorch_state(&vs, 5).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = m
+        .pytorch_state(&vs, 5)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     for expected in [
         "conv1.weight",
         "bn1.weight",
@@ -70,11 +84,22 @@ fn pytorch_layout_names() {
     ] {
         assert!(names.iter().any(|n| n == expected), "missing {expected}");
     }
-    assert!(!names.iter().any(|n| n.contains("weight_orig") || n.contains("weight_u")));
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("weight_orig") || n.contains("weight_u"))
+    );
     let (vs50, m50) = build(Arch::Resnet50, true, false, 1, 28);
-    let names50: Vec<String> = m50.pytorch_state(&vs50, 0).into_iter().map(|(n, _)| n).collect();
+    let names50: Vec<String> = m50
+        .pytorch_state(&vs50, 0)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert!(names50.iter().any(|n| n == "layer3.5.conv3.weight"));
-    assert!(!names50.iter().any(|n| n.contains("shortcut")), "mod shortcuts have no parameters");
+    assert!(
+        !names50.iter().any(|n| n.contains("shortcut")),
+        "mod shortcuts have no parameters"
+    );
 }
 
 #[test]
@@ -82,7 +107,10 @@ fn checkpoint_roundtrip_gives_same_logits() {
     let (vs, m) = build(Arch::Resnet18, true, true, 1, 28);
     // Train-mode passes move the SN vectors and BN statistics away from their initial values.
     for _ in 0..3 {
-        let _ = m.forward_t(&Tensor::randn([8, 1, 28, 28], (Kind::Float, Device::Cpu)), true);
+        let _ = m.forward_t(
+            &Tensor::randn([8, 1, 28, 28], (Kind::Float, Device::Cpu)),
+            true,
+        );
     }
     let x = Tensor::randn([5, 1, 28, 28], (Kind::Float, Device::Cpu));
     let before = tch::no_grad(|| m.forward_t(&x, false).logits);

@@ -45,7 +45,11 @@ fn losses(dir: &Path) -> Vec<f64> {
     std::fs::read_to_string(dir.join(train::LOG_FILE))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<train::EpochLog>(l).unwrap().train_loss)
+        .map(|l| {
+            serde_json::from_str::<train::EpochLog>(l)
+                .unwrap()
+                .train_loss
+        })
         .collect()
 }
 
@@ -66,7 +70,9 @@ fn same_seed_same_losses_and_weights() {
     train::run(&c, Start::New(other), &mut |_| {}).unwrap();
     assert_ne!(losses(&a), losses(&c));
     // A finished run directory is not overwritten by a new run.
-    let e = train::run(&a, Start::New(cfg), &mut |_| {}).unwrap_err().to_string();
+    let e = train::run(&a, Start::New(cfg), &mut |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("already holds a run"), "{e}");
 }
 
@@ -88,26 +94,50 @@ fn non_finite_loss_is_an_error() {
 
 #[test]
 fn killed_at_any_moment_and_resumed_equals_uninterrupted() {
-    let epochs = 5;
+    let epochs = 12; // about 0.2 s each: the kills below land in epochs and in checkpoint writes
     let (tmp, _) = setup(epochs);
     let cfg = tmp.path().join("cfg.toml");
     let (a, b): (PathBuf, PathBuf) = (tmp.path().join("a"), tmp.path().join("b"));
-    let st = ncood().args(["train", "--config"]).arg(&cfg).arg("--out").arg(&a).output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let st = ncood()
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     assert!(String::from_utf8_lossy(&st.stdout).contains("results:"));
     // Start, then kill -9 at several moments (during epochs and checkpoint writes), resume each time.
-    let mut child = ncood().args(["train", "--config"]).arg(&cfg).arg("--out").arg(&b).spawn().unwrap();
+    let mut child = ncood()
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&b)
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     child.kill().unwrap();
     child.wait().unwrap();
-    for delay in [300, 550, 800, 1100] {
+    for delay in [400, 650, 900, 1150, 1400] {
         let mut child = ncood().args(["train", "--resume"]).arg(&b).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay));
         let _ = child.kill();
         child.wait().unwrap();
     }
-    let st = ncood().args(["train", "--resume"]).arg(&b).output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let st = ncood()
+        .args(["train", "--resume"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     assert_same_state(&final_state(&a, epochs), &final_state(&b, epochs));
     assert_eq!(losses(&a), losses(&b));
     // The PyTorch-layout weights agree too, and no temporary file is left behind.
@@ -123,12 +153,33 @@ fn killed_at_any_moment_and_resumed_equals_uninterrupted() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".tmp"))
         .collect();
-    assert!(leftovers.is_empty() || leftovers.iter().all(|n| n.starts_with('.')), "{leftovers:?}");
+    assert!(
+        leftovers.is_empty() || leftovers.iter().all(|n| n.starts_with('.')),
+        "{leftovers:?}"
+    );
 
     // predict writes N x C logits in data-set order, equal to the loaded model's.
     let out = tmp.path().join("logits.npy");
-    let st = ncood().args(["predict"]).arg(&a).args(["--data", "fashion-mnist", "--split", "test", "--device", "cpu", "--out"]).arg(&out).output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let st = ncood()
+        .args(["predict"])
+        .arg(&a)
+        .args([
+            "--data",
+            "fashion-mnist",
+            "--split",
+            "test",
+            "--device",
+            "cpu",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let logits = Tensor::read_npy(&out).unwrap();
     assert_eq!(logits.size(), vec![100, 10]);
     assert_eq!(logits.kind(), tch::Kind::Float);
@@ -136,7 +187,8 @@ fn killed_at_any_moment_and_resumed_equals_uninterrupted() {
     assert_eq!(e, epochs);
     let data = train::RunData::load(&cfg).unwrap();
     let norm = ncood::data::loader::Normalizer::new(&data.normalization, tch::Device::Cpu);
-    assert!(net.logits(&data.test, &norm, 7).allclose(&logits, 1e-5, 1e-6, false));
+    let direct = ncood::features::FeatureSet::extract(&net.model, &data.test, &norm, 7).logits;
+    assert!(direct.allclose(&logits, 1e-5, 1e-6, false));
 }
 
 #[test]
@@ -144,14 +196,26 @@ fn cli_reports_bad_configs_and_missing_runs() {
     let (tmp, _) = setup(1);
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[model]\nwidht = 4\n").unwrap();
-    let st = ncood().args(["train", "--config"]).arg(&bad).output().unwrap();
+    let st = ncood()
+        .args(["train", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!st.status.success());
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(err.contains("widht") && err.contains("bad.toml"), "{err}");
-    let st = ncood().args(["train", "--set", "optim.lr=-1", "--out"]).arg(tmp.path().join("x")).output().unwrap();
+    let st = ncood()
+        .args(["train", "--set", "optim.lr=-1", "--out"])
+        .arg(tmp.path().join("x"))
+        .output()
+        .unwrap();
     assert!(!st.status.success());
     assert!(String::from_utf8_lossy(&st.stderr).contains("optim.lr"));
-    let st = ncood().args(["train", "--resume"]).arg(tmp.path().join("nothing")).output().unwrap();
+    let st = ncood()
+        .args(["train", "--resume"])
+        .arg(tmp.path().join("nothing"))
+        .output()
+        .unwrap();
     assert!(!st.status.success());
     assert!(String::from_utf8_lossy(&st.stderr).contains("nothing"));
     // A missing data set names the files it looked for.

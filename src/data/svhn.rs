@@ -9,8 +9,11 @@ use std::path::Path;
 /// Parses an SVHN .mat file's bytes into N x 3 x 32 x 32 images (row-major) and labels 0..9.
 pub fn parse_svhn(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<i64>)> {
     let bad = |p: String| Error::bad_file(path, p);
-    let mat = MatFile::parse(bytes)
-        .map_err(|e| bad(format!("not a readable MATLAB v5 file ({e}; truncated or corrupt?)")))?;
+    let mat = MatFile::parse(bytes).map_err(|e| {
+        bad(format!(
+            "not a readable MATLAB v5 file ({e}; truncated or corrupt?)"
+        ))
+    })?;
     let x = mat
         .find_by_name("X")
         .ok_or_else(|| bad("no array named X (truncated or not an SVHN file)".into()))?;
@@ -19,14 +22,20 @@ pub fn parse_svhn(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<i64>)> {
         .ok_or_else(|| bad("no array named y (truncated or not an SVHN file)".into()))?;
     let size = x.size();
     if size.len() != 4 || size[0] != 32 || size[1] != 32 || size[2] != 3 {
-        return Err(bad(format!("X has shape {size:?}, expected [32, 32, 3, N]")));
+        return Err(bad(format!(
+            "X has shape {size:?}, expected [32, 32, 3, N]"
+        )));
     }
     let n = size[3];
     let NumericData::UInt8 { real: xs, .. } = x.data() else {
         return Err(bad("X is not uint8".into()));
     };
     if xs.len() != 3072 * n {
-        return Err(bad(format!("X holds {} bytes, its shape needs {}", xs.len(), 3072 * n)));
+        return Err(bad(format!(
+            "X holds {} bytes, its shape needs {}",
+            xs.len(),
+            3072 * n
+        )));
     }
     let raw_labels: Vec<f64> = match y.data() {
         NumericData::UInt8 { real, .. } => real.iter().map(|&v| v as f64).collect(),
@@ -36,12 +45,17 @@ pub fn parse_svhn(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<i64>)> {
         other => return Err(bad(format!("y has unsupported type {other:?}"))),
     };
     if raw_labels.len() != n {
-        return Err(bad(format!("y has {} labels for {n} images", raw_labels.len())));
+        return Err(bad(format!(
+            "y has {} labels for {n} images",
+            raw_labels.len()
+        )));
     }
     let mut labels = Vec::with_capacity(n);
     for (i, &v) in raw_labels.iter().enumerate() {
         if v.fract() != 0.0 || !(1.0..=10.0).contains(&v) {
-            return Err(bad(format!("label {i} is {v}, expected an integer in 1..=10")));
+            return Err(bad(format!(
+                "label {i} is {v}, expected an integer in 1..=10"
+            )));
         }
         labels.push(v as i64 % 10);
     }
@@ -51,8 +65,7 @@ pub fn parse_svhn(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<i64>)> {
         for ch in 0..3 {
             for c in 0..32 {
                 for r in 0..32 {
-                    images[((i * 3 + ch) * 32 + r) * 32 + c] =
-                        xs[r + 32 * (c + 32 * (ch + 3 * i))];
+                    images[((i * 3 + ch) * 32 + r) * 32 + c] = xs[r + 32 * (c + 32 * (ch + 3 * i))];
                 }
             }
         }

@@ -78,7 +78,10 @@ impl ModelConfig {
             return Err(Error::config("model.width", "must be >= 1"));
         }
         if !(self.sn_coeff > 0.0 && self.sn_coeff.is_finite()) {
-            return Err(Error::config("model.sn_coeff", format!("{} is not a positive number", self.sn_coeff)));
+            return Err(Error::config(
+                "model.sn_coeff",
+                format!("{} is not a positive number", self.sn_coeff),
+            ));
         }
         if self.sn_iterations == 0 {
             return Err(Error::config("model.sn_iterations", "must be >= 1"));
@@ -102,7 +105,10 @@ pub struct Output {
 enum Shortcut {
     Identity,
     /// mod: average-pool with kernel = stride (kernel 1 on odd sizes), then zero channels appended.
-    AvgPad { stride: i64, extra: i64 },
+    AvgPad {
+        stride: i64,
+        extra: i64,
+    },
     /// plain: 1x1 strided conv + BatchNorm.
     Conv(Conv, nn::BatchNorm),
 }
@@ -140,12 +146,24 @@ fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
 impl ResNet {
     /// Builds the model under `p` (parameters drawn from tch's global RNG: seed it first) for
     /// images of `channels` x `side` x `side` and `classes` classes.
-    pub fn new(p: &nn::Path, config: &ModelConfig, channels: i64, side: i64, classes: i64) -> Result<ResNet> {
+    pub fn new(
+        p: &nn::Path,
+        config: &ModelConfig,
+        channels: i64,
+        side: i64,
+        classes: i64,
+    ) -> Result<ResNet> {
         config.validate()?;
-        let sn = config.spectral_norm.then_some(SnSettings { coeff: config.sn_coeff, iterations: config.sn_iterations });
+        let sn = config.spectral_norm.then_some(SnSettings {
+            coeff: config.sn_coeff,
+            iterations: config.sn_iterations,
+        });
         let w = config.width as i64;
         let exp = config.arch.expansion();
-        let stem = (Conv::new(p / "conv1", channels, w, 3, 1, side, sn), bn(p / "bn1", w));
+        let stem = (
+            Conv::new(p / "conv1", channels, w, 3, 1, side, sn),
+            bn(p / "bn1", w),
+        );
         let mut blocks = Vec::new();
         let (mut c_in, mut hw) = (w, side);
         for (stage, &n) in config.arch.blocks().iter().enumerate() {
@@ -156,24 +174,45 @@ impl ResNet {
                 let out_hw = (hw - 1) / stride + 1; // 3x3, padding 1
                 let convs = if exp == 1 {
                     vec![
-                        (Conv::new(&q / "conv1", c_in, planes, 3, stride, hw, sn), bn(&q / "bn1", planes)),
-                        (Conv::new(&q / "conv2", planes, planes, 3, 1, out_hw, sn), bn(&q / "bn2", planes)),
+                        (
+                            Conv::new(&q / "conv1", c_in, planes, 3, stride, hw, sn),
+                            bn(&q / "bn1", planes),
+                        ),
+                        (
+                            Conv::new(&q / "conv2", planes, planes, 3, 1, out_hw, sn),
+                            bn(&q / "bn2", planes),
+                        ),
                     ]
                 } else {
                     vec![
-                        (Conv::new(&q / "conv1", c_in, planes, 1, 1, hw, sn), bn(&q / "bn1", planes)),
-                        (Conv::new(&q / "conv2", planes, planes, 3, stride, hw, sn), bn(&q / "bn2", planes)),
-                        (Conv::new(&q / "conv3", planes, planes * exp, 1, 1, out_hw, sn), bn(&q / "bn3", planes * exp)),
+                        (
+                            Conv::new(&q / "conv1", c_in, planes, 1, 1, hw, sn),
+                            bn(&q / "bn1", planes),
+                        ),
+                        (
+                            Conv::new(&q / "conv2", planes, planes, 3, stride, hw, sn),
+                            bn(&q / "bn2", planes),
+                        ),
+                        (
+                            Conv::new(&q / "conv3", planes, planes * exp, 1, 1, out_hw, sn),
+                            bn(&q / "bn3", planes * exp),
+                        ),
                     ]
                 };
                 let c_out = planes * exp;
                 let shortcut = if stride == 1 && c_in == c_out {
                     Shortcut::Identity
                 } else if config.modded {
-                    Shortcut::AvgPad { stride, extra: c_out - c_in }
+                    Shortcut::AvgPad {
+                        stride,
+                        extra: c_out - c_in,
+                    }
                 } else {
                     let s = &q / "shortcut";
-                    Shortcut::Conv(Conv::new(&s / "0", c_in, c_out, 1, stride, hw, sn), bn(&s / "1", c_out))
+                    Shortcut::Conv(
+                        Conv::new(&s / "0", c_in, c_out, 1, stride, hw, sn),
+                        bn(&s / "1", c_out),
+                    )
                 };
                 blocks.push(Block { convs, shortcut });
                 (c_in, hw) = (c_out, out_hw);
@@ -181,18 +220,43 @@ impl ResNet {
         }
         let d = config.feature_dim();
         let bound = 1.0 / (d as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
-        let fc = nn::linear(p / "fc", d, classes, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true });
-        Ok(ResNet { config: config.clone(), stem, blocks, fc })
+        let init = nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let fc = nn::linear(
+            p / "fc",
+            d,
+            classes,
+            nn::LinearConfig {
+                ws_init: init,
+                bs_init: Some(init),
+                bias: true,
+            },
+        );
+        Ok(ResNet {
+            config: config.clone(),
+            stem,
+            blocks,
+            fc,
+        })
     }
 
     fn act(&self, x: Tensor) -> Tensor {
-        if self.config.modded { x.leaky_relu() } else { x.relu() }
+        if self.config.modded {
+            x.leaky_relu()
+        } else {
+            x.relu()
+        }
     }
 
     /// The raw pooled feature f, B x D.
     pub fn forward_features(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = self.act(self.stem.1.forward_t(&self.stem.0.forward_t(x, train), train)); // B x w x H x H
+        let mut out = self.act(
+            self.stem
+                .1
+                .forward_t(&self.stem.0.forward_t(x, train), train),
+        ); // B x w x H x H
         for block in &self.blocks {
             let mut h = out.shallow_clone();
             let last = block.convs.len() - 1;
@@ -206,9 +270,17 @@ impl ResNet {
                 Shortcut::Identity => out,
                 Shortcut::AvgPad { stride, extra } => {
                     let k = if out.size()[2] % 2 == 1 { 1 } else { *stride };
-                    let pooled = out.avg_pool2d([k, k], [*stride, *stride], [0, 0], false, true, None::<i64>);
+                    let pooled = out.avg_pool2d(
+                        [k, k],
+                        [*stride, *stride],
+                        [0, 0],
+                        false,
+                        true,
+                        None::<i64>,
+                    );
                     let s = pooled.size();
-                    let zeros = Tensor::zeros([s[0], *extra, s[2], s[3]], (pooled.kind(), pooled.device()));
+                    let zeros =
+                        Tensor::zeros([s[0], *extra, s[2], s[3]], (pooled.kind(), pooled.device()));
                     Tensor::cat(&[pooled, zeros], 1)
                 }
                 Shortcut::Conv(conv, norm) => norm.forward_t(&conv.forward_t(&out, train), train),
@@ -222,8 +294,14 @@ impl ResNet {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Output {
         let raw = self.forward_features(x, train);
         let normalized = &raw / raw.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12); // B x D
-        let logits = self.fc.forward_t(if self.config.l2 { &normalized } else { &raw }, train); // B x C
-        Output { logits, raw, normalized }
+        let logits = self
+            .fc
+            .forward_t(if self.config.l2 { &normalized } else { &raw }, train); // B x C
+        Output {
+            logits,
+            raw,
+            normalized,
+        }
     }
 
     /// Every conv with its state_dict prefix (e.g. `layer2.0.conv1`).
@@ -254,7 +332,10 @@ impl ResNet {
         tch::no_grad(|| {
             for (name, t) in vs.variables() {
                 if let Some(prefix) = name.strip_suffix(".weight_orig") {
-                    out.push((format!("{prefix}.weight"), convs[prefix].effective_weight(false).detach().copy()));
+                    out.push((
+                        format!("{prefix}.weight"),
+                        convs[prefix].effective_weight(false).detach().copy(),
+                    ));
                 } else if name.ends_with(".weight_u") || name.ends_with(".weight_v") {
                     continue;
                 } else {

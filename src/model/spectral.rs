@@ -46,12 +46,28 @@ pub struct SnSettings {
 impl Conv {
     /// A k x k conv with padding k / 2 at input size `in_hw`, PyTorch's default init
     /// (U(-1/sqrt(fan_in), 1/sqrt(fan_in))). u, v start as normalised standard normals.
-    pub fn new(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, in_hw: i64, sn: Option<SnSettings>) -> Conv {
+    pub fn new(
+        p: nn::Path,
+        c_in: i64,
+        c_out: i64,
+        k: i64,
+        stride: i64,
+        in_hw: i64,
+        sn: Option<SnSettings>,
+    ) -> Conv {
         let bound = 1.0 / ((c_in * k * k) as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
+        let init = nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
         let padding = k / 2;
         let Some(s) = sn else {
-            return Conv { weight: p.var("weight", &[c_out, c_in, k, k], init), sn: None, stride, padding };
+            return Conv {
+                weight: p.var("weight", &[c_out, c_in, k, k], init),
+                sn: None,
+                stride,
+                padding,
+            };
         };
         let weight = p.var("weight_orig", &[c_out, c_in, k, k], init);
         let matrix = k == 1;
@@ -62,12 +78,27 @@ impl Conv {
             (vec![1, c_out, out_hw, out_hw], vec![1, c_in, in_hw, in_hw])
         };
         let dev = p.device();
-        let u = p.add("weight_u", normalize(&Tensor::randn(&u_shape, (Kind::Float, dev))), false);
-        let v = p.add("weight_v", normalize(&Tensor::randn(&v_shape, (Kind::Float, dev))), false);
+        let u = p.add(
+            "weight_u",
+            normalize(&Tensor::randn(&u_shape, (Kind::Float, dev))),
+            false,
+        );
+        let v = p.add(
+            "weight_v",
+            normalize(&Tensor::randn(&v_shape, (Kind::Float, dev))),
+            false,
+        );
         let output_padding = if stride > 1 { 1 - in_hw % 2 } else { 0 };
         Conv {
             weight,
-            sn: Some(Sn { u, v, coeff: s.coeff, iterations: s.iterations, matrix, output_padding }),
+            sn: Some(Sn {
+                u,
+                v,
+                coeff: s.coeff,
+                iterations: s.iterations,
+                matrix,
+                output_padding,
+            }),
             stride,
             padding,
         }
@@ -75,7 +106,14 @@ impl Conv {
 
     /// A(x) = conv2d(x, W) with this layer's stride and padding.
     fn apply(&self, x: &Tensor, w: &Tensor) -> Tensor {
-        x.conv2d(w, None::<Tensor>, [self.stride; 2], [self.padding; 2], [1, 1], 1)
+        x.conv2d(
+            w,
+            None::<Tensor>,
+            [self.stride; 2],
+            [self.padding; 2],
+            [1, 1],
+            1,
+        )
     }
 
     /// sigma = <u, A v> (differentiable in W). Runs the power iteration first when `train`.
@@ -141,17 +179,50 @@ mod tests {
     /// by SVD in f64. Independent of the power iteration it checks.
     fn operator_norm(w: &Tensor, in_shape: &[i64], stride: i64, padding: i64) -> f64 {
         let n: i64 = in_shape.iter().product();
-        let basis = Tensor::eye(n, (Kind::Double, Device::Cpu)).view([n, in_shape[1], in_shape[2], in_shape[3]]);
+        let basis = Tensor::eye(n, (Kind::Double, Device::Cpu)).view([
+            n,
+            in_shape[1],
+            in_shape[2],
+            in_shape[3],
+        ]);
         let a = tch::no_grad(|| {
-            basis.conv2d(&w.to_kind(Kind::Double), None::<Tensor>, [stride; 2], [padding; 2], [1, 1], 1).view([n, -1])
+            basis
+                .conv2d(
+                    &w.to_kind(Kind::Double),
+                    None::<Tensor>,
+                    [stride; 2],
+                    [padding; 2],
+                    [1, 1],
+                    1,
+                )
+                .view([n, -1])
         });
         f64::try_from(a.svd(true, false).1.max()).unwrap()
     }
 
-    fn layer(c_in: i64, c_out: i64, k: i64, stride: i64, hw: i64, coeff: f64, scale: f64) -> (nn::VarStore, Conv) {
+    fn layer(
+        c_in: i64,
+        c_out: i64,
+        k: i64,
+        stride: i64,
+        hw: i64,
+        coeff: f64,
+        scale: f64,
+    ) -> (nn::VarStore, Conv) {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let conv = Conv::new(vs.root(), c_in, c_out, k, stride, hw, Some(SnSettings { coeff, iterations: 1 }));
+        let conv = Conv::new(
+            vs.root(),
+            c_in,
+            c_out,
+            k,
+            stride,
+            hw,
+            Some(SnSettings {
+                coeff,
+                iterations: 1,
+            }),
+        );
         tch::no_grad(|| conv.weight.shallow_clone().copy_(&(&conv.weight * scale)));
         (vs, conv)
     }
@@ -169,7 +240,10 @@ mod tests {
             let w = tch::no_grad(|| conv.effective_weight(false));
             let after = operator_norm(&w, &[1, 3, hw, hw], stride, k / 2);
             assert!(after <= 1.0 + 1e-5, "k={k} s={stride} hw={hw}: {after}");
-            assert!(after > 0.999, "converged power iteration reaches c: {after}");
+            assert!(
+                after > 0.999,
+                "converged power iteration reaches c: {after}"
+            );
         }
     }
 

@@ -108,12 +108,19 @@ impl OptimConfig {
     pub fn resolved_milestones(&self) -> Vec<usize> {
         self.milestones.clone().unwrap_or_else(|| {
             let e = self.epochs as f64;
-            vec![(e * 150.0 / 350.0).round() as usize, (e * 250.0 / 350.0).round() as usize]
+            vec![
+                (e * 150.0 / 350.0).round() as usize,
+                (e * 250.0 / 350.0).round() as usize,
+            ]
         })
     }
     /// Learning rate of 0-based epoch `epoch` (PyTorch MultiStepLR stepped once per epoch).
     pub fn lr_at(&self, epoch: usize) -> f64 {
-        let drops = self.resolved_milestones().iter().filter(|&&m| m <= epoch).count();
+        let drops = self
+            .resolved_milestones()
+            .iter()
+            .filter(|&&m| m <= epoch)
+            .count();
         self.lr * self.gamma.powi(drops as i32)
     }
 }
@@ -122,7 +129,8 @@ impl RunConfig {
     /// Parses TOML text and applies `key=value` overrides (dotted keys, TOML values; a bare word
     /// is taken as a string). Unknown keys are errors.
     pub fn from_toml(text: &str, overrides: &[String]) -> Result<RunConfig> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
         for o in overrides {
             let (key, value) = o
                 .split_once('=')
@@ -141,7 +149,9 @@ impl RunConfig {
             }
             node.insert(parts[parts.len() - 1].to_string(), value);
         }
-        let cfg: RunConfig = table.try_into().map_err(|e: toml::de::Error| Error::config("config", e.message().to_string()))?;
+        let cfg: RunConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config("config", e.message().to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -149,7 +159,9 @@ impl RunConfig {
     pub fn from_file(path: &Path, overrides: &[String]) -> Result<RunConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_toml(&text, overrides).map_err(|e| match e {
-            Error::InvalidConfig { field, reason } => Error::config(format!("{}: {field}", path.display()), reason),
+            Error::InvalidConfig { field, reason } => {
+                Error::config(format!("{}: {field}", path.display()), reason)
+            }
             e => e,
         })
     }
@@ -164,13 +176,41 @@ impl RunConfig {
         let o = &self.optim;
         let checks: [(&str, bool, &str); 8] = [
             ("optim.epochs", o.epochs >= 1, "must be >= 1"),
-            ("optim.batch_size", o.batch_size >= 2, "must be >= 2 (BatchNorm)"),
-            ("optim.lr", o.lr > 0.0 && o.lr.is_finite(), "must be a positive number"),
-            ("optim.momentum", (0.0..1.0).contains(&o.momentum), "must be in [0, 1)"),
-            ("optim.weight_decay", o.weight_decay >= 0.0 && o.weight_decay.is_finite(), "must be >= 0"),
-            ("optim.gamma", o.gamma > 0.0 && o.gamma <= 1.0, "must be in (0, 1]"),
-            ("data.val_fraction", (0.0..1.0).contains(&self.data.val_fraction), "must be in [0, 1)"),
-            ("checkpoint_every", self.checkpoint_every >= 1, "must be >= 1"),
+            (
+                "optim.batch_size",
+                o.batch_size >= 2,
+                "must be >= 2 (BatchNorm)",
+            ),
+            (
+                "optim.lr",
+                o.lr > 0.0 && o.lr.is_finite(),
+                "must be a positive number",
+            ),
+            (
+                "optim.momentum",
+                (0.0..1.0).contains(&o.momentum),
+                "must be in [0, 1)",
+            ),
+            (
+                "optim.weight_decay",
+                o.weight_decay >= 0.0 && o.weight_decay.is_finite(),
+                "must be >= 0",
+            ),
+            (
+                "optim.gamma",
+                o.gamma > 0.0 && o.gamma <= 1.0,
+                "must be in (0, 1]",
+            ),
+            (
+                "data.val_fraction",
+                (0.0..1.0).contains(&self.data.val_fraction),
+                "must be in [0, 1)",
+            ),
+            (
+                "checkpoint_every",
+                self.checkpoint_every >= 1,
+                "must be >= 1",
+            ),
         ];
         for (field, ok, reason) in checks {
             if !ok {
@@ -191,7 +231,10 @@ pub fn parse_device(s: &str) -> Result<tch::Device> {
         if tch::Cuda::is_available() && i < tch::Cuda::device_count() as usize {
             Ok(tch::Device::Cuda(i))
         } else {
-            Err(Error::config("device", format!("{s}: no such CUDA device on this machine")))
+            Err(Error::config(
+                "device",
+                format!("{s}: no such CUDA device on this machine"),
+            ))
         }
     };
     match s {
@@ -200,7 +243,10 @@ pub fn parse_device(s: &str) -> Result<tch::Device> {
         "cuda" => cuda(0),
         _ => match s.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
             Some(i) => cuda(i),
-            None => Err(Error::config("device", format!("{s}: expected auto, cpu, cuda or cuda:N"))),
+            None => Err(Error::config(
+                "device",
+                format!("{s}: expected auto, cpu, cuda or cuda:N"),
+            )),
         },
     }
 }
@@ -213,18 +259,30 @@ mod tests {
     fn defaults_overrides_and_unknown_keys() {
         let c = RunConfig::from_toml("", &[]).unwrap();
         assert_eq!(c, RunConfig::default());
-        let c = RunConfig::from_toml("[model]\nl2 = true\n", &["optim.epochs=10".into(), "data.name=cifar10".into()]).unwrap();
+        let c = RunConfig::from_toml(
+            "[model]\nl2 = true\n",
+            &["optim.epochs=10".into(), "data.name=cifar10".into()],
+        )
+        .unwrap();
         assert!(c.model.l2);
         assert_eq!(c.optim.epochs, 10);
         assert_eq!(c.data.name, "cifar10");
         assert_eq!(c.optim.resolved_milestones(), vec![4, 7]);
-        let e = RunConfig::from_toml("[model]\nwidht = 3\n", &[]).unwrap_err().to_string();
+        let e = RunConfig::from_toml("[model]\nwidht = 3\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("widht"), "{e}");
-        let e = RunConfig::from_toml("", &["optim.lrr=1".into()]).unwrap_err().to_string();
+        let e = RunConfig::from_toml("", &["optim.lrr=1".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lrr"), "{e}");
-        let e = RunConfig::from_toml("", &["data.name=imagenet".into()]).unwrap_err().to_string();
+        let e = RunConfig::from_toml("", &["data.name=imagenet".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("imagenet"), "{e}");
-        let e = RunConfig::from_toml("", &["optim.epochs=0".into()]).unwrap_err().to_string();
+        let e = RunConfig::from_toml("", &["optim.epochs=0".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("optim.epochs"), "{e}");
         let back = RunConfig::from_toml(&c.to_toml(), &[]).unwrap();
         assert_eq!(back, c);
@@ -232,7 +290,10 @@ mod tests {
 
     #[test]
     fn multistep_schedule_matches_pytorch() {
-        let o = OptimConfig { epochs: 350, ..Default::default() };
+        let o = OptimConfig {
+            epochs: 350,
+            ..Default::default()
+        };
         assert_eq!(o.resolved_milestones(), vec![150, 250]);
         assert_eq!(o.lr_at(149), 0.1);
         assert!((o.lr_at(150) - 0.01).abs() < 1e-15);

@@ -9,9 +9,10 @@
 pub mod config;
 
 use crate::checkpoint;
-use crate::data::loader::{EpochPlan, Normalizer, epoch_rng, eval_batch, train_batch};
+use crate::data::loader::{EpochPlan, Normalizer, epoch_rng, train_batch};
 use crate::data::{DataSource, Dataset, Normalization, Split};
 use crate::error::{Error, Result};
+use crate::features::FeatureSet;
 use crate::model::ResNet;
 pub use config::{RunConfig, parse_device};
 use serde::{Deserialize, Serialize};
@@ -40,8 +41,17 @@ pub struct EpochLog {
 
 /// What the library reports while training; the binary turns it into progress bars.
 pub enum Progress<'a> {
-    EpochStart { epoch: usize, epochs: usize, steps: usize },
-    Step { step: usize, loss: f64, acc: f64, images_per_s: f64 },
+    EpochStart {
+        epoch: usize,
+        epochs: usize,
+        steps: usize,
+    },
+    Step {
+        step: usize,
+        loss: f64,
+        acc: f64,
+        images_per_s: f64,
+    },
     EpochEnd(&'a EpochLog),
 }
 
@@ -74,17 +84,29 @@ const REPORT_EVERY: usize = 10;
 
 /// Path of epoch `e`'s checkpoint: PyTorch-layout weights, or (`state`) everything resume needs.
 pub fn checkpoint_path(dir: &Path, epoch: usize, state: bool) -> PathBuf {
-    dir.join("checkpoints").join(format!("epoch-{epoch:04}{}.safetensors", if state { ".state" } else { "" }))
+    dir.join("checkpoints").join(format!(
+        "epoch-{epoch:04}{}.safetensors",
+        if state { ".state" } else { "" }
+    ))
 }
 
 /// The latest epoch with a complete resume state in a run directory (0 if none).
 pub fn latest_checkpoint(dir: &Path) -> Result<usize> {
     let ck = dir.join("checkpoints");
-    let Ok(entries) = std::fs::read_dir(&ck) else { return Ok(0) };
+    let Ok(entries) = std::fs::read_dir(&ck) else {
+        return Ok(0);
+    };
     let mut best = 0;
     for e in entries {
-        let name = e.map_err(|e| Error::io(&ck, e))?.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_prefix("epoch-").and_then(|s| s.strip_suffix(".state.safetensors")) {
+        let name = e
+            .map_err(|e| Error::io(&ck, e))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(n) = name
+            .strip_prefix("epoch-")
+            .and_then(|s| s.strip_suffix(".state.safetensors"))
+        {
             best = best.max(n.parse().unwrap_or(0));
         }
     }
@@ -111,7 +133,13 @@ impl Net {
         let info = crate::data::info(&cfg.data.name)?;
         tch::manual_seed(cfg.seed as i64);
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let model = ResNet::new(&vs.root(), &cfg.model, info.channels as i64, info.side as i64, info.classes as i64)?;
+        let model = ResNet::new(
+            &vs.root(),
+            &cfg.model,
+            info.channels as i64,
+            info.side as i64,
+            info.classes as i64,
+        )?;
         vs.set_device(device);
         Ok(Net { vs, model })
     }
@@ -119,9 +147,16 @@ impl Net {
     /// Builds the model of a run directory and loads epoch `epoch`'s state (0 = latest).
     pub fn load(dir: &Path, epoch: usize, device: Device) -> Result<(RunConfig, Net, usize)> {
         let cfg = RunConfig::from_file(&dir.join(CONFIG_FILE), &[])?;
-        let epoch = if epoch == 0 { latest_checkpoint(dir)? } else { epoch };
+        let epoch = if epoch == 0 {
+            latest_checkpoint(dir)?
+        } else {
+            epoch
+        };
         if epoch == 0 {
-            return Err(Error::RunDir { path: dir.into(), problem: "has no checkpoint yet".into() });
+            return Err(Error::RunDir {
+                path: dir.into(),
+                problem: "has no checkpoint yet".into(),
+            });
         }
         let net = Net::new(&cfg, device)?;
         let path = checkpoint_path(dir, epoch, true);
@@ -129,39 +164,34 @@ impl Net {
         checkpoint::load_into(&net.vs, &tensors, "", &path)?;
         Ok((cfg, net, epoch))
     }
-
-    /// Logits (N x C, f32, CPU) of a data set in data-set order, eval mode.
-    pub fn logits(&self, data: &Dataset, norm: &Normalizer, batch: usize) -> Tensor {
-        tch::no_grad(|| {
-            let parts: Vec<Tensor> = (0..data.len())
-                .step_by(batch)
-                .map(|s| {
-                    let (x, _) = eval_batch(data, s, (s + batch).min(data.len()), norm);
-                    self.model.forward_t(&x, false).logits.to_device(Device::Cpu)
-                })
-                .collect();
-            Tensor::cat(&parts, 0)
-        })
-    }
 }
 
-/// The data of a run: ID train split, test split and the normaliser (ID training-file statistics).
+/// The data of a run: ID train, validation and test splits and the normaliser (ID training-file statistics).
 pub struct RunData {
     pub train: Dataset,
-    pub val_size: usize,
+    pub val: Dataset,
     pub test: Dataset,
     pub normalization: Normalization,
 }
 
 impl RunData {
     pub fn load(cfg: &RunConfig) -> Result<RunData> {
-        let src = DataSource { root: cfg.data.root.clone(), verify: cfg.data.verify };
+        let src = DataSource {
+            root: cfg.data.root.clone(),
+            verify: cfg.data.verify,
+        };
         let full = src.read_file_split(&cfg.data.name, true)?;
         let normalization = Normalization::of(&full)?;
-        let (train_idx, val_idx) = crate::data::split_indices(full.len(), cfg.data.val_fraction, cfg.seed);
-        let train = full.subset(&train_idx);
+        let (train_idx, val_idx) =
+            crate::data::split_indices(full.len(), cfg.data.val_fraction, cfg.seed);
+        let (train, val) = (full.subset(&train_idx), full.subset(&val_idx));
         let test = src.load(&cfg.data.name, Split::Test, cfg.seed, cfg.data.val_fraction)?;
-        Ok(RunData { train, val_size: val_idx.len(), test, normalization })
+        Ok(RunData {
+            train,
+            val,
+            test,
+            normalization,
+        })
     }
 }
 
@@ -180,11 +210,16 @@ fn lock(dir: &Path) -> Result<RunLock> {
 
 fn read_log(dir: &Path) -> Result<Vec<EpochLog>> {
     let path = dir.join(LOG_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(vec![]) };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(vec![]);
+    };
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::bad_file(&path, format!("line {}: {e}", i + 1))))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| Error::bad_file(&path, format!("line {}: {e}", i + 1)))
+        })
         .collect()
 }
 
@@ -195,7 +230,12 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 /// ncood version and the git commit it was built from.
 pub fn version() -> (String, String) {
-    (env!("CARGO_PKG_VERSION").to_string(), option_env!("NCOOD_GIT_COMMIT").unwrap_or("unknown").to_string())
+    (
+        env!("CARGO_PKG_VERSION").to_string(),
+        option_env!("NCOOD_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .to_string(),
+    )
 }
 
 /// How a training run starts.
@@ -210,7 +250,7 @@ pub enum Start {
 /// SGD with momentum, PyTorch semantics (`torch.optim.SGD(lr, momentum, weight_decay)`):
 /// d = g + wd * p; buf = momentum * buf + d (buf starts at d); p -= lr * buf. Written here rather
 /// than with tch's optimizer because exact resumption needs the momentum buffers as tensors.
-struct Sgd {
+pub struct Sgd {
     params: Vec<(String, Tensor)>,
     buffers: Vec<Tensor>,
     momentum: f64,
@@ -218,12 +258,21 @@ struct Sgd {
 }
 
 impl Sgd {
-    fn new(vs: &nn::VarStore, momentum: f64, weight_decay: f64) -> Sgd {
-        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    pub fn new(vs: &nn::VarStore, momentum: f64, weight_decay: f64) -> Sgd {
+        let mut params: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         // Zero buffers: momentum * 0 + d == d exactly, which is PyTorch's first step.
         let buffers = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Sgd { params, buffers, momentum, weight_decay }
+        Sgd {
+            params,
+            buffers,
+            momentum,
+            weight_decay,
+        }
     }
 
     fn step(&mut self, lr: f64) {
@@ -243,6 +292,17 @@ impl Sgd {
     }
 }
 
+/// One SGD step on a batch: cross-entropy (mean), backward, update. Returns the detached loss and
+/// logits, left on the device (reading them is the caller's choice: it synchronises).
+pub fn train_step(net: &Net, sgd: &mut Sgd, x: &Tensor, y: &Tensor, lr: f64) -> (Tensor, Tensor) {
+    let out = net.model.forward_t(x, true);
+    let loss = out.logits.cross_entropy_for_logits(y);
+    sgd.zero_grad();
+    loss.backward();
+    sgd.step(lr);
+    (loss.detach(), out.logits.detach())
+}
+
 /// Trains (or resumes) the run in `dir`, reporting progress; returns the summary it writes.
 pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Result<Summary> {
     let resuming = matches!(start, Start::Resume { .. });
@@ -252,7 +312,9 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
             if dir.join(CONFIG_FILE).exists() {
                 return Err(Error::RunDir {
                     path: dir.into(),
-                    problem: "already holds a run; use --resume to continue it or choose another --out".into(),
+                    problem:
+                        "already holds a run; use --resume to continue it or choose another --out"
+                            .into(),
                 });
             }
             cfg
@@ -290,9 +352,9 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
             checkpoint::load_into(&net.vs, &tensors, "", &path)?;
             tch::no_grad(|| -> Result<()> {
                 for ((name, _), buf) in sgd.params.iter().zip(&mut sgd.buffers) {
-                    let t = tensors
-                        .get(&format!("momentum.{name}"))
-                        .ok_or_else(|| Error::bad_file(&path, format!("missing tensor momentum.{name}")))?;
+                    let t = tensors.get(&format!("momentum.{name}")).ok_or_else(|| {
+                        Error::bad_file(&path, format!("missing tensor momentum.{name}"))
+                    })?;
                     buf.copy_(t);
                 }
                 Ok(())
@@ -313,39 +375,58 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
             cfg.data.augment,
             &mut epoch_rng(cfg.seed, epoch),
         );
-        progress(Progress::EpochStart { epoch: epoch + 1, epochs: cfg.optim.epochs, steps: plan.batches.len() });
+        progress(Progress::EpochStart {
+            epoch: epoch + 1,
+            epochs: cfg.optim.epochs,
+            steps: plan.batches.len(),
+        });
         let t0 = Instant::now();
         let loss_sum = Tensor::zeros([], (Kind::Float, device));
         let correct = Tensor::zeros([], (Kind::Int64, device));
         let mut seen = 0usize;
         for (i, items) in plan.batches.iter().enumerate() {
             let (x, y) = train_batch(&data.train, items, &norm);
-            let out = net.model.forward_t(&x, true);
-            let loss = out.logits.cross_entropy_for_logits(&y);
-            sgd.zero_grad();
-            loss.backward();
-            sgd.step(lr);
+            let (loss, logits) = train_step(&net, &mut sgd, &x, &y, lr);
             steps += 1;
             seen += items.len();
             tch::no_grad(|| {
-                let _ = loss_sum.shallow_clone().g_add_(&(loss.detach() * items.len() as f64));
-                let _ = correct.shallow_clone().g_add_(&out.logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64));
+                let _ = loss_sum
+                    .shallow_clone()
+                    .g_add_(&(loss * items.len() as f64));
+                let _ = correct
+                    .shallow_clone()
+                    .g_add_(&logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64));
             });
             if (i + 1) % REPORT_EVERY == 0 || i + 1 == plan.batches.len() {
                 let mean = f64::try_from(&loss_sum)? / seen as f64;
                 if !mean.is_finite() {
-                    return Err(Error::NonFinite { what: "training loss", epoch: epoch + 1, step: i + 1 });
+                    return Err(Error::NonFinite {
+                        what: "training loss",
+                        epoch: epoch + 1,
+                        step: i + 1,
+                    });
                 }
                 let acc = i64::try_from(&correct)? as f64 / seen as f64;
-                progress(Progress::Step { step: i + 1, loss: mean, acc, images_per_s: seen as f64 / t0.elapsed().as_secs_f64() });
+                progress(Progress::Step {
+                    step: i + 1,
+                    loss: mean,
+                    acc,
+                    images_per_s: seen as f64 / t0.elapsed().as_secs_f64(),
+                });
             }
         }
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
         }
         let train_seconds = t0.elapsed().as_secs_f64();
-        let logits = net.logits(&data.test, &norm, cfg.data.eval_batch_size);
-        let test_correct = i64::try_from(logits.argmax(1, false).eq_tensor(&Tensor::from_slice(&data.test.labels)).sum(Kind::Int64))?;
+        let logits =
+            FeatureSet::extract(&net.model, &data.test, &norm, cfg.data.eval_batch_size).logits;
+        let test_correct = i64::try_from(
+            logits
+                .argmax(1, false)
+                .eq_tensor(&Tensor::from_slice(&data.test.labels))
+                .sum(Kind::Int64),
+        )?;
         let entry = EpochLog {
             epoch: epoch + 1,
             lr,
@@ -358,14 +439,20 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
         log.push(entry.clone());
         // Order matters for resume: log, weights, then the state whose presence marks the
         // checkpoint complete. A kill in between makes resume redo this epoch.
-        let lines: String = log.iter().map(|l| serde_json::to_string(l).expect("plain data") + "\n").collect();
+        let lines: String = log
+            .iter()
+            .map(|l| serde_json::to_string(l).expect("plain data") + "\n")
+            .collect();
         checkpoint::write_atomic(&dir.join(LOG_FILE), lines.as_bytes())?;
         if (epoch + 1) % cfg.checkpoint_every == 0 || epoch + 1 == cfg.optim.epochs {
             save_checkpoint(dir, &cfg, &net, &sgd, epoch + 1, steps)?;
         }
         progress(Progress::EpochEnd(&entry));
     }
-    let last = log.last().cloned().ok_or_else(|| Error::RunDir { path: dir.into(), problem: "no epoch was trained".into() })?;
+    let last = log.last().cloned().ok_or_else(|| Error::RunDir {
+        path: dir.into(),
+        problem: "no epoch was trained".into(),
+    })?;
     let summary = Summary {
         ncood_version: version().0,
         git_commit: version().1,
@@ -377,7 +464,7 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
         total_seconds: log.iter().map(|l| l.seconds).sum(),
         mean_images_per_s: log.iter().map(|l| l.images_per_s).sum::<f64>() / log.len() as f64,
         train_size: data.train.len(),
-        val_size: data.val_size,
+        val_size: data.val.len(),
         test_size: data.test.len(),
         normalization: data.normalization.clone(),
         milestones: cfg.optim.resolved_milestones(),
@@ -387,7 +474,14 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
     Ok(summary)
 }
 
-fn save_checkpoint(dir: &Path, cfg: &RunConfig, net: &Net, sgd: &Sgd, epoch: usize, steps: i64) -> Result<()> {
+fn save_checkpoint(
+    dir: &Path,
+    cfg: &RunConfig,
+    net: &Net,
+    sgd: &Sgd,
+    epoch: usize,
+    steps: i64,
+) -> Result<()> {
     let meta: HashMap<String, String> = [
         ("epoch".to_string(), epoch.to_string()),
         ("steps".to_string(), steps.to_string()),
@@ -395,9 +489,18 @@ fn save_checkpoint(dir: &Path, cfg: &RunConfig, net: &Net, sgd: &Sgd, epoch: usi
         ("ncood_version".to_string(), version().0),
     ]
     .into();
-    checkpoint::write(&checkpoint_path(dir, epoch, false), &net.model.pytorch_state(&net.vs, steps), &meta)?;
+    checkpoint::write(
+        &checkpoint_path(dir, epoch, false),
+        &net.model.pytorch_state(&net.vs, steps),
+        &meta,
+    )?;
     let mut state: Vec<(String, Tensor)> = net.vs.variables().into_iter().collect();
-    state.extend(sgd.params.iter().zip(&sgd.buffers).map(|((n, _), b)| (format!("momentum.{n}"), b.shallow_clone())));
+    state.extend(
+        sgd.params
+            .iter()
+            .zip(&sgd.buffers)
+            .map(|((n, _), b)| (format!("momentum.{n}"), b.shallow_clone())),
+    );
     state.sort_by(|a, b| a.0.cmp(&b.0));
     checkpoint::write(&checkpoint_path(dir, epoch, true), &state, &meta)
 }

@@ -45,8 +45,16 @@ pub fn fake_fashion_mnist(root: &Path, n_train: usize, n_test: usize) {
     std::fs::create_dir_all(&dir).unwrap();
     for (prefix, n, salt) in [("train", n_train, 1), ("t10k", n_test, 2)] {
         let (px, lb) = digit_like(n, salt);
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte.gz")), gzip(&encode_idx(&[n, 28, 28], &px))).unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), gzip(&encode_idx(&[n], &lb))).unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            gzip(&encode_idx(&[n, 28, 28], &px)),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
+            gzip(&encode_idx(&[n], &lb)),
+        )
+        .unwrap();
     }
 }
 
@@ -65,7 +73,13 @@ fn mat_element(ty: u32, data: &[u8]) -> Vec<u8> {
 /// A numeric miMATRIX element: array flags (class), dimensions, name, real part.
 fn mat_matrix(name: &str, class: u32, dims: &[i32], data_type: u32, data: &[u8]) -> Vec<u8> {
     let mut body = mat_element(6, &[class.to_le_bytes(), 0u32.to_le_bytes()].concat());
-    body.extend(mat_element(5, &dims.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<u8>>()));
+    body.extend(mat_element(
+        5,
+        &dims
+            .iter()
+            .flat_map(|d| d.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    ));
     body.extend(mat_element(1, name.as_bytes()));
     body.extend(mat_element(data_type, data));
     mat_element(14, &body)
@@ -93,7 +107,16 @@ pub fn svhn_mat(images: &[u8], labels: &[f64], compress: bool) -> Vec<u8> {
     header.extend_from_slice(b"IM");
     let arrays = [
         mat_matrix("X", 9, &[32, 32, 3, n as i32], 2, &x),
-        mat_matrix("y", 6, &[n as i32, 1], 9, &labels.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
+        mat_matrix(
+            "y",
+            6,
+            &[n as i32, 1],
+            9,
+            &labels
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        ),
     ];
     for a in arrays {
         if compress {
