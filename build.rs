@@ -9,13 +9,12 @@ fn main() {
     if let Ok(out) = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()
+        && out.status.success()
     {
-        if out.status.success() {
-            println!(
-                "cargo:rustc-env=NCOOD_GIT_COMMIT={}",
-                String::from_utf8_lossy(&out.stdout).trim()
-            );
-        }
+        println!(
+            "cargo:rustc-env=NCOOD_GIT_COMMIT={}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
     }
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");

@@ -57,8 +57,8 @@ fn losses(dir: &Path) -> Vec<f64> {
 fn same_seed_same_losses_and_weights() {
     let (tmp, cfg) = setup(2);
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let s = train::run(&a, Start::New(cfg.clone()), &mut |_| {}).unwrap();
-    train::run(&b, Start::New(cfg.clone()), &mut |_| {}).unwrap();
+    let s = train::run(&a, Start::New(Box::new(cfg.clone())), &mut |_| {}).unwrap();
+    train::run(&b, Start::New(Box::new(cfg.clone())), &mut |_| {}).unwrap();
     assert_eq!(losses(&a), losses(&b));
     assert_same_state(&final_state(&a, 2), &final_state(&b, 2));
     assert_eq!(s.train_size, 297); // 330 minus the 10% validation hold-out
@@ -67,10 +67,10 @@ fn same_seed_same_losses_and_weights() {
     let mut other = cfg.clone();
     other.seed = 4;
     let c = tmp.path().join("c");
-    train::run(&c, Start::New(other), &mut |_| {}).unwrap();
+    train::run(&c, Start::New(Box::new(other)), &mut |_| {}).unwrap();
     assert_ne!(losses(&a), losses(&c));
     // A finished run directory is not overwritten by a new run.
-    let e = train::run(&a, Start::New(cfg), &mut |_| {})
+    let e = train::run(&a, Start::New(Box::new(cfg)), &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("already holds a run"), "{e}");
@@ -83,11 +83,15 @@ fn non_finite_loss_is_an_error() {
     cfg.model.spectral_norm = false;
     cfg.optim.lr = 1e30;
     let mut steps = 0;
-    let e = train::run(&tmp.path().join("nan"), Start::New(cfg), &mut |p| {
-        if let Progress::Step { .. } = p {
-            steps += 1
-        }
-    })
+    let e = train::run(
+        &tmp.path().join("nan"),
+        Start::New(Box::new(cfg)),
+        &mut |p| {
+            if let Progress::Step { .. } = p {
+                steps += 1
+            }
+        },
+    )
     .unwrap_err();
     assert!(e.to_string().contains("not finite"), "{e}");
 }

@@ -61,7 +61,7 @@ pub fn parse_records(
     labels: &mut Vec<i64>,
 ) -> Result<()> {
     let record = variant.label_bytes() + IMAGE_BYTES;
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(Error::bad_file(
             path,
             format!(

@@ -466,7 +466,7 @@ impl Normalization {
             .zip(&mean)
             .map(|(q, m)| (q / count / 65025.0 - m * m).max(0.0).sqrt())
             .collect::<Vec<_>>();
-        if std.iter().any(|&s| s == 0.0) {
+        if std.contains(&0.0) {
             return Err(Error::config(
                 "normalisation",
                 "a channel of the training set is constant (std 0)",

@@ -45,7 +45,8 @@ pub fn softmax_scores(
     suffix: &str,
 ) -> Vec<Scored> {
     let mut out = vec![];
-    let fns: [(&str, &dyn Fn(&Tensor) -> Vec<f64>); 3] = [
+    type ScoreFn<'a> = &'a dyn Fn(&Tensor) -> Vec<f64>;
+    let fns: [(&str, ScoreFn); 3] = [
         ("msp", &|l| softmax::msp(l, t)),
         ("neg_entropy", &|l| softmax::neg_entropy(l, t)),
         ("energy", &|l| softmax::energy(l, t)),

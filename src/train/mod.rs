@@ -241,7 +241,7 @@ pub fn version() -> (String, String) {
 /// How a training run starts.
 pub enum Start {
     /// A new run in an empty or absent directory.
-    New(RunConfig),
+    New(Box<RunConfig>),
     /// Continue the run in the directory; `epochs` optionally raises the epoch count
     /// (over-training: the schedule's milestones stay as recorded).
     Resume { epochs: Option<usize> },
@@ -308,6 +308,7 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
     let resuming = matches!(start, Start::Resume { .. });
     let mut cfg = match start {
         Start::New(cfg) => {
+            let cfg = *cfg;
             cfg.validate()?;
             if dir.join(CONFIG_FILE).exists() {
                 return Err(Error::RunDir {
