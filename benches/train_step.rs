@@ -11,7 +11,7 @@
 //! machine), NCOOD_BENCH_PYTHON (.venv/bin/python).
 use ncood::data::loader::{EpochPlan, Normalizer, epoch_rng, train_batch};
 use ncood::data::{DataSource, Normalization};
-use ncood::train::{Net, RunConfig, Sgd, train_step};
+use ncood::train::{Loss, Net, RunConfig, Sgd, train_step};
 use std::process::Command;
 use std::time::Instant;
 
@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         let mut loss = tch::Tensor::from(0f32);
         for _ in 0..n {
             let (x, y) = train_batch(&data, batches.next().unwrap(), &norm);
-            loss = train_step(&net, &mut sgd, &x, &y, 0.1).0;
+            loss = train_step(&net, &mut sgd, &x, &y, 0.1, Loss::CrossEntropy).0;
         }
         f64::try_from(loss).unwrap()
     };

@@ -4,6 +4,7 @@
 //! L2 head) -> `train` (loop, schedule, checkpoints, resume, log) -> `features` (one eval pass)
 //! -> `ood` scores and `metrics` -> `evaluate` (results as JSON and markdown).
 pub mod checkpoint;
+pub mod collapse;
 pub mod data;
 pub mod error;
 pub mod evaluate;

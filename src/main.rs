@@ -105,6 +105,47 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Neural Collapse (NC1-4) of features from .npy files and a classifier (weights W: C x D and
+    /// bias, as .npy or from an ncood/PyTorch-layout checkpoint's fc.weight / fc.bias).
+    Collapse {
+        /// Features entering the classifier, N x D (float32/float64).
+        #[arg(long)]
+        features: PathBuf,
+        /// Labels, N (integers 0..C-1).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Classifier weights, C x D.
+        #[arg(
+            long,
+            conflicts_with = "checkpoint",
+            required_unless_present = "checkpoint"
+        )]
+        weights: Option<PathBuf>,
+        /// Classifier bias, C.
+        #[arg(long, requires = "weights")]
+        bias: Option<PathBuf>,
+        /// A safetensors checkpoint holding fc.weight and fc.bias.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Recorded in the result: which features these are (e.g. raw, normalized).
+        #[arg(long, default_value = "file")]
+        kind: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run the NC-loss intervention of SPEC 7 from a run's checkpoint: a control group
+    /// (cross-entropy) and an intervention group (NC loss), each in its own run directory.
+    Intervene {
+        run_dir: PathBuf,
+        #[arg(long)]
+        from_epoch: usize,
+        /// Epochs each group trains.
+        #[arg(long, default_value_t = 20)]
+        epochs: usize,
+        /// Epochs after which the learning rate steps down x0.1.
+        #[arg(long, default_value_t = 10)]
+        drop_after: usize,
+    },
     /// Evaluate a trained run against OoD sets: features, every score, every metric, written to
     /// RUN_DIR/eval/epoch-NNNN.{json,md} and printed.
     Eval {
@@ -134,19 +175,29 @@ fn train_cmd(cfg: Option<RunConfig>, dir: PathBuf, epochs: Option<usize>) -> Res
     };
     let mut bar = ProgressBar::hidden();
     let summary = train::run(&dir, start, &mut |p| match p {
-        Progress::EpochStart { epoch, epochs, steps } => {
-            bar = ProgressBar::new(steps as u64).with_style(bar_style()).with_prefix(format!("{epoch}/{epochs}"));
+        Progress::EpochStart {
+            epoch,
+            epochs,
+            steps,
+        } => {
+            bar = ProgressBar::new(steps as u64)
+                .with_style(bar_style())
+                .with_prefix(format!("{epoch}/{epochs}"));
         }
-        Progress::Step { step, loss, acc, images_per_s } => {
+        Progress::Step {
+            step,
+            loss,
+            acc,
+            images_per_s,
+        } => {
             bar.set_position(step as u64);
-            bar.set_message(format!("loss {loss:.4} acc {acc:.4} {images_per_s:.0} img/s"));
+            bar.set_message(format!(
+                "loss {loss:.4} acc {acc:.4} {images_per_s:.0} img/s"
+            ));
         }
         Progress::EpochEnd(l) => {
             bar.finish_and_clear();
-            println!(
-                "epoch {:>3}  lr {:.4}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:.1} s  {:.0} img/s",
-                l.epoch, l.lr, l.train_loss, l.train_acc, l.test_acc, l.seconds, l.images_per_s
-            );
+            print_epoch("", l);
         }
     })
     .with_context(|| format!("training run {}", dir.display()))?;
@@ -306,6 +357,96 @@ fn main() -> Result<()> {
             println!("results: {}", out.display());
             Ok(())
         }
+        Command::Collapse {
+            features,
+            labels,
+            weights,
+            bias,
+            checkpoint,
+            kind,
+            out,
+        } => {
+            use ncood::features::{read_labels, read_matrix};
+            let h = read_matrix(&features)?;
+            let y = read_labels(&labels)?;
+            let (w, b) = match (weights, checkpoint) {
+                (Some(w), _) => (
+                    read_matrix(&w)?,
+                    bias.as_deref().map(read_bias).transpose()?,
+                ),
+                (None, Some(c)) => {
+                    let (t, _) = ncood::checkpoint::read(&c)?;
+                    let w = t
+                        .get("fc.weight")
+                        .with_context(|| format!("{} has no fc.weight", c.display()))?;
+                    (
+                        w.shallow_clone(),
+                        t.get("fc.bias").map(|b| b.shallow_clone()),
+                    )
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let classes = w.size()[0] as usize;
+            let r = ncood::collapse::measure(&h, &y, classes, &w, b.as_ref(), &kind, 4096)?;
+            let text = serde_json::to_string_pretty(&r)? + "\n";
+            ncood::checkpoint::write_atomic(&out, text.as_bytes())?;
+            println!(
+                "NC1 {:.4e}  NC2 equinorm {:.4} / {:.4}  equiangularity {:.4} / {:.4}  max-angle {:.4} / {:.4} (means / weights)  NC3 {:.4}  NC4 {:.4}",
+                r.nc1,
+                r.nc2.equinorm_means,
+                r.nc2.equinorm_weights,
+                r.nc2.equiangularity_means,
+                r.nc2.equiangularity_weights,
+                r.nc2.maxangle_means,
+                r.nc2.maxangle_weights,
+                r.nc3,
+                r.nc4
+            );
+            println!("results: {}", out.display());
+            Ok(())
+        }
+        Command::Intervene {
+            run_dir,
+            from_epoch,
+            epochs,
+            drop_after,
+        } => {
+            let mut bar = ProgressBar::hidden();
+            let dirs = train::intervene(
+                &run_dir,
+                from_epoch,
+                epochs,
+                drop_after,
+                &mut |group, p| match p {
+                    Progress::EpochStart {
+                        epoch,
+                        epochs,
+                        steps,
+                    } => {
+                        bar = ProgressBar::new(steps as u64)
+                            .with_style(bar_style())
+                            .with_prefix(format!("{group} {epoch}/{epochs}"));
+                    }
+                    Progress::Step {
+                        step,
+                        loss,
+                        acc,
+                        images_per_s,
+                    } => {
+                        bar.set_position(step as u64);
+                        bar.set_message(format!(
+                            "loss {loss:.4} acc {acc:.4} {images_per_s:.0} img/s"
+                        ));
+                    }
+                    Progress::EpochEnd(l) => {
+                        bar.finish_and_clear();
+                        print_epoch(&format!("{group} "), l);
+                    }
+                },
+            )?;
+            println!("results: {} and {}", dirs[0].display(), dirs[1].display());
+            Ok(())
+        }
         Command::Eval {
             run_dir,
             ood,
@@ -330,6 +471,40 @@ fn main() -> Result<()> {
             println!("results: {}.{{json,md}}", base.display());
             Ok(())
         }
+    }
+}
+
+/// A 1-D float .npy (the classifier bias).
+fn read_bias(p: &std::path::Path) -> Result<tch::Tensor> {
+    let t = tch::Tensor::read_npy(p).with_context(|| format!("reading {}", p.display()))?;
+    anyhow::ensure!(
+        t.dim() == 1,
+        "{}: expected a 1-D bias, got shape {:?}",
+        p.display(),
+        t.size()
+    );
+    Ok(t.to_kind(tch::Kind::Double))
+}
+
+/// One epoch's log line on the terminal, with its tracking when present.
+fn print_epoch(prefix: &str, l: &train::EpochLog) {
+    println!(
+        "{prefix}epoch {:>3}  lr {:.4}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:.1} s  {:.0} img/s",
+        l.epoch, l.lr, l.train_loss, l.train_acc, l.test_acc, l.seconds, l.images_per_s
+    );
+    if let Some(t) = &l.track {
+        println!(
+            "{prefix}  NC1 {:.4e}  NC2 equinorm {:.4} max-angle {:.4}  NC3 {:.4}  NC4 {:.4}  GDA AUROC vs {} {:.4}  top-N FP {}  ({:.1} s)",
+            t.nc.nc1,
+            t.nc.nc2.equinorm_means,
+            t.nc.nc2.maxangle_means,
+            t.nc.nc3,
+            t.nc.nc4,
+            t.ood,
+            t.gda_auroc,
+            t.topn_false_positives,
+            t.seconds
+        );
     }
 }
 

@@ -79,6 +79,17 @@ impl EpochPlan {
     ) -> EpochPlan {
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(rng);
+        Self::from_order(order, batch_size, hflip, crop, rng)
+    }
+
+    /// Batches of `order`, each image with its crop offsets and flip bit drawn from `rng`.
+    fn from_order(
+        order: Vec<usize>,
+        batch_size: usize,
+        hflip: bool,
+        crop: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> EpochPlan {
         let pad = 2 * CROP_PADDING as u8;
         let items: Vec<(usize, u8, u8, bool)> = order
             .into_iter()
@@ -97,6 +108,44 @@ impl EpochPlan {
             batches.pop();
         }
         EpochPlan { batches }
+    }
+}
+
+impl EpochPlan {
+    /// Class-balanced batches (the NC loss needs every class, twice, in every batch): each class's
+    /// images shuffled, then batches of batch_size / C images of every class, as many as the
+    /// smallest class allows; the rest of the epoch's images are left out.
+    pub fn balanced(
+        labels: &[i64],
+        classes: usize,
+        batch_size: usize,
+        hflip: bool,
+        crop: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> EpochPlan {
+        let per = batch_size / classes;
+        let mut by_class: Vec<Vec<usize>> = vec![vec![]; classes];
+        for (i, &l) in labels.iter().enumerate() {
+            by_class[l as usize].push(i);
+        }
+        for idx in &mut by_class {
+            idx.shuffle(rng);
+        }
+        let n_batches = by_class
+            .iter()
+            .map(|v| v.len() / per.max(1))
+            .min()
+            .unwrap_or(0);
+        let order: Vec<usize> = (0..n_batches)
+            .flat_map(|b| {
+                by_class
+                    .iter()
+                    .flat_map(move |v| v[b * per..(b + 1) * per].iter().copied())
+            })
+            .collect();
+        let mut plan = EpochPlan::from_order(order, per * classes, hflip, crop, rng);
+        plan.batches.retain(|b| b.len() == per * classes);
+        plan
     }
 }
 

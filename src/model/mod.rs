@@ -304,6 +304,15 @@ impl ResNet {
         }
     }
 
+    /// The features the linear head reads: z under L2, else f.
+    pub fn head_input<'a>(&self, out: &'a Output) -> &'a Tensor {
+        if self.config.l2 {
+            &out.normalized
+        } else {
+            &out.raw
+        }
+    }
+
     /// Every conv with its state_dict prefix (e.g. `layer2.0.conv1`).
     pub fn convs(&self) -> Vec<(String, &Conv)> {
         let mut out = vec![("conv1".to_string(), &self.stem.0)];

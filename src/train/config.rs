@@ -17,9 +17,65 @@ pub struct RunConfig {
     pub threads: usize,
     /// Write a checkpoint every k epochs (>= 1); the last epoch always gets one. Default 1.
     pub checkpoint_every: usize,
+    /// Start from this resume-state checkpoint (`*.state.safetensors`) instead of a random
+    /// initialisation (the intervention's starting point). Default none.
+    pub init_from: Option<PathBuf>,
     pub model: ModelConfig,
     pub data: DataConfig,
     pub optim: OptimConfig,
+    pub track: TrackConfig,
+}
+
+/// The training objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Mean cross-entropy (SPEC 3).
+    CrossEntropy,
+    /// The NC loss of SPEC 7, on class-balanced batches.
+    Nc,
+}
+
+/// Neural Collapse and OoD tracking during training: NC1-4 on (a class-balanced subset of) the
+/// training split, GDA AUROC and top-N false positives of the test split against an OoD set,
+/// added to the epoch's log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackConfig {
+    /// Track every k epochs; 0 = off. Default 0.
+    pub every: usize,
+    /// Explicit 1-based epochs to track (e.g. log-spaced); used instead of `every` when non-empty.
+    pub epochs: Vec<usize>,
+    /// Size of the class-balanced training subset (chosen once from the seed); 0 = the whole
+    /// training split. Default 0.
+    pub subset: usize,
+    /// OoD set for GDA AUROC and top-N false positives (registered or generated). Default "mnist".
+    pub ood: String,
+}
+
+impl Default for TrackConfig {
+    fn default() -> Self {
+        TrackConfig {
+            every: 0,
+            epochs: vec![],
+            subset: 0,
+            ood: "mnist".into(),
+        }
+    }
+}
+
+impl TrackConfig {
+    /// Whether 1-based `epoch` is tracked.
+    pub fn due(&self, epoch: usize) -> bool {
+        if self.epochs.is_empty() {
+            self.every > 0 && epoch % self.every == 0
+        } else {
+            self.epochs.contains(&epoch)
+        }
+    }
+    pub fn enabled(&self) -> bool {
+        self.every > 0 || !self.epochs.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +116,8 @@ pub struct OptimConfig {
     pub milestones: Option<Vec<usize>>,
     /// Learning-rate factor at each milestone. Default 0.1.
     pub gamma: f64,
+    /// cross_entropy | nc (SPEC 7; needs batch_size >= 2 x classes). Default cross_entropy.
+    pub loss: Loss,
 }
 
 impl Default for RunConfig {
@@ -69,9 +127,11 @@ impl Default for RunConfig {
             device: "auto".into(),
             threads: 0,
             checkpoint_every: 1,
+            init_from: None,
             model: ModelConfig::default(),
             data: DataConfig::default(),
             optim: OptimConfig::default(),
+            track: TrackConfig::default(),
         }
     }
 }
@@ -99,6 +159,7 @@ impl Default for OptimConfig {
             weight_decay: 5e-4,
             milestones: None,
             gamma: 0.1,
+            loss: Loss::CrossEntropy,
         }
     }
 }
@@ -216,6 +277,13 @@ impl RunConfig {
             if !ok {
                 return Err(Error::config(field, reason));
             }
+        }
+        let classes = crate::data::info(&self.data.name)?.classes;
+        if o.loss == Loss::Nc && o.batch_size < 2 * classes {
+            return Err(Error::config(
+                "optim.batch_size",
+                format!("the NC loss needs >= 2 samples of each of {classes} classes per batch"),
+            ));
         }
         if self.data.eval_batch_size == 0 {
             return Err(Error::config("data.eval_batch_size", "must be >= 1"));

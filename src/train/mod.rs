@@ -7,14 +7,16 @@
 //! restarts from the last complete checkpoint and replays the same computation: on the same
 //! machine, device and thread count it ends with bit-identical weights.
 pub mod config;
+pub mod track;
 
 use crate::checkpoint;
+use crate::collapse;
 use crate::data::loader::{EpochPlan, Normalizer, epoch_rng, train_batch};
 use crate::data::{DataSource, Dataset, Normalization, Split};
 use crate::error::{Error, Result};
 use crate::features::FeatureSet;
 use crate::model::ResNet;
-pub use config::{RunConfig, parse_device};
+pub use config::{Loss, RunConfig, parse_device};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
@@ -37,6 +39,9 @@ pub struct EpochLog {
     pub seconds: f64,
     /// Training throughput (images per second of the training part).
     pub images_per_s: f64,
+    /// NC1-4, GDA AUROC and top-N false positives, on tracked epochs (`[track]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<track::Tracked>,
 }
 
 /// What the library reports while training; the binary turns it into progress bars.
@@ -278,7 +283,11 @@ impl Sgd {
     fn step(&mut self, lr: f64) {
         tch::no_grad(|| {
             for ((_, p), buf) in self.params.iter_mut().zip(&mut self.buffers) {
-                let d = p.grad() + &*p * self.weight_decay;
+                let g = p.grad();
+                if !g.defined() {
+                    continue; // no gradient this step (e.g. the head's bias under the NC loss)
+                }
+                let d = g + &*p * self.weight_decay;
                 let _ = buf.g_mul_scalar_(self.momentum).g_add_(&d);
                 let _ = p.g_sub_(&(&*buf * lr));
             }
@@ -292,11 +301,27 @@ impl Sgd {
     }
 }
 
-/// One SGD step on a batch: cross-entropy (mean), backward, update. Returns the detached loss and
-/// logits, left on the device (reading them is the caller's choice: it synchronises).
-pub fn train_step(net: &Net, sgd: &mut Sgd, x: &Tensor, y: &Tensor, lr: f64) -> (Tensor, Tensor) {
+/// One SGD step on a batch: the loss (mean cross-entropy, or the NC loss on the head's input
+/// features and weights), backward, update. Returns the detached loss and logits, left on the
+/// device (reading them is the caller's choice: it synchronises).
+pub fn train_step(
+    net: &Net,
+    sgd: &mut Sgd,
+    x: &Tensor,
+    y: &Tensor,
+    lr: f64,
+    loss: Loss,
+) -> (Tensor, Tensor) {
     let out = net.model.forward_t(x, true);
-    let loss = out.logits.cross_entropy_for_logits(y);
+    let loss = match loss {
+        Loss::CrossEntropy => out.logits.cross_entropy_for_logits(y),
+        Loss::Nc => collapse::nc_loss(
+            net.model.head_input(&out),
+            y,
+            &net.model.fc.ws,
+            out.logits.size()[1],
+        ),
+    };
     sgd.zero_grad();
     loss.backward();
     sgd.step(lr);
@@ -341,6 +366,11 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
     let data = RunData::load(&cfg)?;
     let norm = Normalizer::new(&data.normalization, device);
     let net = Net::new(&cfg, device)?;
+    if let (Some(path), false) = (&cfg.init_from, resuming) {
+        let (tensors, _) = checkpoint::read(path)?;
+        checkpoint::load_into(&net.vs, &tensors, "", path)?;
+    }
+    let tracker = track::Tracker::new(&cfg, &data)?;
     let mut sgd = Sgd::new(&net.vs, cfg.optim.momentum, cfg.optim.weight_decay);
     let mut steps: i64 = 0;
     let mut log = vec![];
@@ -369,13 +399,24 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
     let info = data.train.info;
     for epoch in done..cfg.optim.epochs {
         let lr = cfg.optim.lr_at(epoch);
-        let plan = EpochPlan::new(
-            data.train.len(),
-            cfg.optim.batch_size,
+        let (flip, crop, rng) = (
             cfg.data.augment && info.hflip,
             cfg.data.augment,
             &mut epoch_rng(cfg.seed, epoch),
         );
+        let plan = match cfg.optim.loss {
+            Loss::CrossEntropy => {
+                EpochPlan::new(data.train.len(), cfg.optim.batch_size, flip, crop, rng)
+            }
+            Loss::Nc => EpochPlan::balanced(
+                &data.train.labels,
+                info.classes,
+                cfg.optim.batch_size,
+                flip,
+                crop,
+                rng,
+            ),
+        };
         progress(Progress::EpochStart {
             epoch: epoch + 1,
             epochs: cfg.optim.epochs,
@@ -387,7 +428,7 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
         let mut seen = 0usize;
         for (i, items) in plan.batches.iter().enumerate() {
             let (x, y) = train_batch(&data.train, items, &norm);
-            let (loss, logits) = train_step(&net, &mut sgd, &x, &y, lr);
+            let (loss, logits) = train_step(&net, &mut sgd, &x, &y, lr, cfg.optim.loss);
             steps += 1;
             seen += items.len();
             tch::no_grad(|| {
@@ -436,6 +477,12 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
             test_acc: test_correct as f64 / data.test.len().max(1) as f64,
             seconds: t0.elapsed().as_secs_f64(),
             images_per_s: seen as f64 / train_seconds,
+            track: match &tracker {
+                Some(t) if cfg.track.due(epoch + 1) => {
+                    Some(t.measure(&net.model, &data.test, &norm, cfg.data.eval_batch_size)?)
+                }
+                _ => None,
+            },
         };
         log.push(entry.clone());
         // Order matters for resume: log, weights, then the state whose presence marks the
@@ -504,4 +551,49 @@ fn save_checkpoint(
     );
     state.sort_by(|a, b| a.0.cmp(&b.0));
     checkpoint::write(&checkpoint_path(dir, epoch, true), &state, &meta)
+}
+
+/// The intervention of SPEC 7 from a run's checkpoint at `from_epoch`: two runs start from that
+/// state (fresh momentum buffers) with one tenth of the schedule's learning rate there, stepped
+/// down x0.1 after `drop_after` epochs, for `epochs` epochs, tracking every epoch: `control` trains
+/// with cross-entropy, `nc` with the NC loss on class-balanced batches. Returns their directories,
+/// RUN_DIR/intervene-eNNNN/{control,nc}.
+pub fn intervene(
+    dir: &Path,
+    from_epoch: usize,
+    epochs: usize,
+    drop_after: usize,
+    progress: &mut dyn FnMut(&str, Progress),
+) -> Result<[PathBuf; 2]> {
+    let base = RunConfig::from_file(&dir.join(CONFIG_FILE), &[])?;
+    let state = checkpoint_path(dir, from_epoch, true);
+    if !state.exists() {
+        return Err(Error::RunDir {
+            path: dir.into(),
+            problem: format!(
+                "has no checkpoint of epoch {from_epoch} ({})",
+                state.display()
+            ),
+        });
+    }
+    let out = dir.join(format!("intervene-e{from_epoch:04}"));
+    let mut dirs = vec![];
+    for (name, loss) in [("control", Loss::CrossEntropy), ("nc", Loss::Nc)] {
+        let mut cfg = base.clone();
+        cfg.init_from = Some(state.clone());
+        cfg.optim.lr = base.optim.lr_at(from_epoch) / 10.0;
+        cfg.optim.milestones = Some(vec![drop_after]);
+        cfg.optim.epochs = epochs;
+        cfg.optim.loss = loss;
+        (cfg.track.every, cfg.track.epochs) = (1, vec![]); // SPEC 7 tracks every epoch
+        let d = out.join(name);
+        let start = if d.join(CONFIG_FILE).exists() {
+            Start::Resume { epochs: None }
+        } else {
+            Start::New(Box::new(cfg))
+        };
+        run(&d, start, &mut |p| progress(name, p))?;
+        dirs.push(d);
+    }
+    Ok([dirs.remove(0), dirs.remove(0)])
 }

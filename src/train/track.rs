@@ -1,0 +1,125 @@
+//! Tracking during training (the paper's Figure 3): at the configured epochs, NC1-4 on a fixed,
+//! class-balanced subset of the training split, and the GDA AUROC and top-N false positives of the
+//! test split against an OoD set, all on the features the linear head reads.
+use super::RunData;
+use super::config::RunConfig;
+use crate::collapse::{self, Collapse};
+use crate::data::loader::Normalizer;
+use crate::data::{DataSource, Dataset, ood_set};
+use crate::error::Result;
+use crate::features::FeatureSet;
+use crate::metrics;
+use crate::model::ResNet;
+use crate::ood::gda::Gda;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// What one tracked epoch adds to its log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracked {
+    pub nc: Collapse,
+    /// GDA (fitted on the tracked training features) AUROC, test split vs `ood`.
+    pub gda_auroc: f64,
+    pub topn_false_positives: usize,
+    pub ood: String,
+    /// Training images the NC measures and the GDA fit used.
+    pub subset: usize,
+    /// Seconds the tracking took.
+    pub seconds: f64,
+}
+
+/// The fixed data tracking runs on.
+pub struct Tracker {
+    subset: Dataset,
+    ood: Dataset,
+    ood_name: String,
+}
+
+/// A class-balanced subset of `size` images (size / C per class, each class's share chosen by a
+/// seeded shuffle), in data-set order; the whole set when `size` is 0 or not smaller.
+pub fn balanced_subset(data: &Dataset, size: usize, seed: u64) -> Dataset {
+    if size == 0 || size >= data.len() {
+        return data.clone();
+    }
+    let classes = data.info.classes;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7ac0_0000_0000_0005);
+    let mut picked = vec![];
+    for c in 0..classes as i64 {
+        let mut idx: Vec<usize> = (0..data.len()).filter(|&i| data.labels[i] == c).collect();
+        idx.shuffle(&mut rng);
+        picked.extend(idx.into_iter().take(size / classes));
+    }
+    picked.sort_unstable();
+    data.subset(&picked)
+}
+
+impl Tracker {
+    pub fn new(cfg: &RunConfig, data: &RunData) -> Result<Option<Tracker>> {
+        if !cfg.track.enabled() {
+            return Ok(None);
+        }
+        let src = DataSource {
+            root: cfg.data.root.clone(),
+            verify: cfg.data.verify,
+        };
+        Ok(Some(Tracker {
+            subset: balanced_subset(&data.train, cfg.track.subset, cfg.seed),
+            ood: ood_set(
+                &src,
+                &cfg.track.ood,
+                &data.test,
+                &data.normalization,
+                cfg.seed,
+            )?,
+            ood_name: cfg.track.ood.clone(),
+        }))
+    }
+
+    pub fn measure(
+        &self,
+        model: &ResNet,
+        test: &Dataset,
+        norm: &Normalizer,
+        batch: usize,
+    ) -> Result<Tracked> {
+        let t0 = Instant::now();
+        let head = |d: &Dataset| {
+            let f = FeatureSet::extract(model, d, norm, batch);
+            if model.config.l2 { f.normalized } else { f.raw }
+        };
+        let (train, id, ood) = (head(&self.subset), head(test), head(&self.ood));
+        let features = if model.config.l2 { "normalized" } else { "raw" };
+        let classes = self.subset.info.classes;
+        let (w, b) = tch::no_grad(|| {
+            (
+                model.fc.ws.detach().to_device(tch::Device::Cpu),
+                model
+                    .fc
+                    .bs
+                    .as_ref()
+                    .map(|b| b.detach().to_device(tch::Device::Cpu)),
+            )
+        });
+        let nc = collapse::measure(
+            &train,
+            &self.subset.labels,
+            classes,
+            &w,
+            b.as_ref(),
+            features,
+            4096,
+        )?;
+        let gda = Gda::fit(&train, &self.subset.labels, classes)?;
+        let det = metrics::detection(&gda.score(&id)?, &gda.score(&ood)?)?;
+        Ok(Tracked {
+            nc,
+            gda_auroc: det.auroc,
+            topn_false_positives: det.topn_false_positives,
+            ood: self.ood_name.clone(),
+            subset: self.subset.len(),
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+}
