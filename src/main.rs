@@ -145,6 +145,9 @@ enum Command {
         /// Epochs after which the learning rate steps down x0.1.
         #[arg(long, default_value_t = 10)]
         drop_after: usize,
+        /// Which groups to run (both by default; separate processes can run one each).
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [train::Group::Control, train::Group::Nc])]
+        groups: Vec<train::Group>,
     },
     /// Evaluate a trained run against OoD sets: features, every score, every metric, written to
     /// RUN_DIR/eval/epoch-NNNN.{json,md} and printed.
@@ -410,6 +413,7 @@ fn main() -> Result<()> {
             from_epoch,
             epochs,
             drop_after,
+            groups,
         } => {
             let mut bar = ProgressBar::hidden();
             let dirs = train::intervene(
@@ -417,6 +421,7 @@ fn main() -> Result<()> {
                 from_epoch,
                 epochs,
                 drop_after,
+                &groups,
                 &mut |group, p| match p {
                     Progress::EpochStart {
                         epoch,
@@ -444,7 +449,8 @@ fn main() -> Result<()> {
                     }
                 },
             )?;
-            println!("results: {} and {}", dirs[0].display(), dirs[1].display());
+            let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            println!("results: {}", dirs.join(" and "));
             Ok(())
         }
         Command::Eval {

@@ -47,7 +47,12 @@ fn tracking_intervention_and_overtraining() {
     );
 
     // The intervention from epoch 2: control (cross-entropy) and NC loss, tracked every epoch.
-    let [control, nc] = train::intervene(&dir, 2, 2, 1, &mut |_, _| {}).unwrap();
+    let groups = [train::Group::Control, train::Group::Nc];
+    let [control, nc]: [std::path::PathBuf; 2] =
+        train::intervene(&dir, 2, 2, 1, &groups, &mut |_, _| {})
+            .unwrap()
+            .try_into()
+            .unwrap();
     for d in [&control, &nc] {
         let l = log(d);
         assert_eq!(l.len(), 2);

@@ -68,7 +68,7 @@ impl TrackConfig {
     /// Whether 1-based `epoch` is tracked.
     pub fn due(&self, epoch: usize) -> bool {
         if self.epochs.is_empty() {
-            self.every > 0 && epoch % self.every == 0
+            self.every > 0 && epoch.is_multiple_of(self.every)
         } else {
             self.epochs.contains(&epoch)
         }

@@ -553,18 +553,28 @@ fn save_checkpoint(
     checkpoint::write(&checkpoint_path(dir, epoch, true), &state, &meta)
 }
 
-/// The intervention of SPEC 7 from a run's checkpoint at `from_epoch`: two runs start from that
+/// A group of the SPEC 7 intervention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Group {
+    /// Cross-entropy.
+    Control,
+    /// The NC loss on class-balanced batches.
+    Nc,
+}
+
+/// The intervention of SPEC 7 from a run's checkpoint at `from_epoch`: each group starts from that
 /// state (fresh momentum buffers) with one tenth of the schedule's learning rate there, stepped
-/// down x0.1 after `drop_after` epochs, for `epochs` epochs, tracking every epoch: `control` trains
-/// with cross-entropy, `nc` with the NC loss on class-balanced batches. Returns their directories,
-/// RUN_DIR/intervene-eNNNN/{control,nc}.
+/// down x0.1 after `drop_after` epochs, for `epochs` epochs, tracking every epoch, in
+/// RUN_DIR/intervene-eNNNN/{control,nc}. An existing group directory is resumed. Returns the
+/// directories of `groups`, in order.
 pub fn intervene(
     dir: &Path,
     from_epoch: usize,
     epochs: usize,
     drop_after: usize,
+    groups: &[Group],
     progress: &mut dyn FnMut(&str, Progress),
-) -> Result<[PathBuf; 2]> {
+) -> Result<Vec<PathBuf>> {
     let base = RunConfig::from_file(&dir.join(CONFIG_FILE), &[])?;
     let state = checkpoint_path(dir, from_epoch, true);
     if !state.exists() {
@@ -578,7 +588,11 @@ pub fn intervene(
     }
     let out = dir.join(format!("intervene-e{from_epoch:04}"));
     let mut dirs = vec![];
-    for (name, loss) in [("control", Loss::CrossEntropy), ("nc", Loss::Nc)] {
+    for &group in groups {
+        let (name, loss) = match group {
+            Group::Control => ("control", Loss::CrossEntropy),
+            Group::Nc => ("nc", Loss::Nc),
+        };
         let mut cfg = base.clone();
         cfg.init_from = Some(state.clone());
         cfg.optim.lr = base.optim.lr_at(from_epoch) / 10.0;
@@ -595,5 +609,5 @@ pub fn intervene(
         run(&d, start, &mut |p| progress(name, p))?;
         dirs.push(d);
     }
-    Ok([dirs.remove(0), dirs.remove(0)])
+    Ok(dirs)
 }
