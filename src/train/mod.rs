@@ -30,7 +30,8 @@ pub struct EpochLog {
     /// 1-based epoch number.
     pub epoch: usize,
     pub lr: f64,
-    /// Mean cross-entropy over the epoch's training batches (augmented, train mode).
+    /// Mean training loss over the epoch's batches (augmented, train mode): cross-entropy, or the
+    /// NC loss under `optim.loss = "nc"`.
     pub train_loss: f64,
     pub train_acc: f64,
     /// Accuracy on the test split, eval mode.
