@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Mean / min / max over seeds, per epoch, of a study's tracked log lines (stdlib only).
+
+usage: nc-summary.py STUDY_DIR   (run directories named l2-s<seed>, nol2-s<seed>)
+"""
+import glob
+import json
+import os
+import re
+import sys
+
+FIELDS = [
+    ("test_acc", lambda e: e["test_acc"]),
+    ("NC1", lambda e: e["track"]["nc"]["nc1"]),
+    ("NC2 equinorm", lambda e: e["track"]["nc"]["nc2"]["equinorm_means"]),
+    ("NC2 max-angle", lambda e: e["track"]["nc"]["nc2"]["maxangle_means"]),
+    ("NC3", lambda e: e["track"]["nc"]["nc3"]),
+    ("NC4", lambda e: e["track"]["nc"]["nc4"]),
+    ("GDA AUROC", lambda e: e["track"]["gda_auroc"]),
+    ("top-N FP", lambda e: e["track"]["topn_false_positives"]),
+]
+
+
+def logs(root, group):
+    out = []
+    for d in sorted(glob.glob(os.path.join(root, f"{group}-s*"))):
+        if not re.fullmatch(rf"{group}-s\d+", os.path.basename(d)):
+            continue
+        with open(os.path.join(d, "log.jsonl")) as f:
+            out.append([json.loads(line) for line in f if line.strip()])
+    return out
+
+
+def main(root):
+    for group in ("l2", "nol2"):
+        runs = logs(root, group)
+        if not runs:
+            continue
+        print(f"\n## {group}: {len(runs)} seeds, mean [min, max]\n")
+        print("| epoch | " + " | ".join(name for name, _ in FIELDS) + " |")
+        print("|---" * (len(FIELDS) + 1) + "|")
+        for k in range(min(len(r) for r in runs)):
+            cells = []
+            for _, get in FIELDS:
+                v = [get(r[k]) for r in runs]
+                cells.append(f"{sum(v) / len(v):.4g} [{min(v):.4g}, {max(v):.4g}]")
+            print(f"| {runs[0][k]['epoch']} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
