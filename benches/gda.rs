@@ -7,22 +7,12 @@
 //! medians are compared. The scores of both sides are checked to agree.
 //!
 //! Run: `cargo bench --bench gda`. Env: NCOOD_BENCH_ROUNDS (3), NCOOD_BENCH_THREADS (2).
+mod common;
+use common::{env, median};
 use ncood::ood::gda::Gda;
 use std::process::Command;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn main() -> anyhow::Result<()> {
     let (rounds, threads) = (env("NCOOD_BENCH_ROUNDS", 3), env("NCOOD_BENCH_THREADS", 2));

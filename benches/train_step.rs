@@ -9,23 +9,13 @@
 //! Run: `cargo bench --bench train_step` (after scripts/setup.sh). Env: NCOOD_BENCH_STEPS (30),
 //! NCOOD_BENCH_ROUNDS (3), NCOOD_BENCH_THREADS (2), NCOOD_BENCH_DEVICE (cpu; cuda on a GPU
 //! machine), NCOOD_BENCH_PYTHON (.venv/bin/python).
+mod common;
+use common::{env, median};
 use ncood::data::loader::{EpochPlan, Normalizer, epoch_rng, train_batch};
 use ncood::data::{DataSource, Normalization};
 use ncood::train::{Loss, Net, RunConfig, Sgd, train_step};
 use std::process::Command;
 use std::time::Instant;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn main() -> anyhow::Result<()> {
     let (steps, rounds, threads) = (

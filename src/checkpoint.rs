@@ -12,27 +12,39 @@ use std::io::Write;
 use std::path::Path;
 use tch::{Device, Tensor};
 
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+/// A temporary path beside `path` (same folder, so the final rename is atomic).
+fn temp_path(path: &Path) -> std::path::PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Makes a fully written temporary file durable and moves it over `path`.
+fn commit(tmp: &Path, path: &Path) -> Result<()> {
     let io = |e| Error::io(path, e);
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(tmp, path).map_err(io)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all(); // best effort: some file systems refuse fsync on folders
     }
     Ok(())
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    drop(f);
+    commit(&tmp, path)
 }
 
 /// A tensor's bytes, owned, for the safetensors serializer.
@@ -138,17 +150,9 @@ pub fn load_into(
     })
 }
 
-/// Writes a tensor as .npy atomically (tch writes the format; the rename makes it atomic).
+/// Writes a tensor as .npy atomically (tch writes the format; `commit` makes it atomic).
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = temp_path(path);
     t.to_device(Device::Cpu).contiguous().write_npy(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    commit(&tmp, path)
 }

@@ -171,13 +171,11 @@ fn bar_style() -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-fn train_cmd(cfg: Option<RunConfig>, dir: PathBuf, epochs: Option<usize>) -> Result<()> {
-    let start = match cfg {
-        Some(cfg) => Start::New(Box::new(cfg)),
-        None => Start::Resume { epochs },
-    };
+/// A progress bar per epoch and a printed line at each epoch's end, prefixed by the prefix given
+/// with each report.
+fn progress_printer() -> impl FnMut(&str, Progress) {
     let mut bar = ProgressBar::hidden();
-    let summary = train::run(&dir, start, &mut |p| match p {
+    move |prefix, p| match p {
         Progress::EpochStart {
             epoch,
             epochs,
@@ -185,7 +183,7 @@ fn train_cmd(cfg: Option<RunConfig>, dir: PathBuf, epochs: Option<usize>) -> Res
         } => {
             bar = ProgressBar::new(steps as u64)
                 .with_style(bar_style())
-                .with_prefix(format!("{epoch}/{epochs}"));
+                .with_prefix(format!("{prefix}{epoch}/{epochs}"));
         }
         Progress::Step {
             step,
@@ -200,10 +198,19 @@ fn train_cmd(cfg: Option<RunConfig>, dir: PathBuf, epochs: Option<usize>) -> Res
         }
         Progress::EpochEnd(l) => {
             bar.finish_and_clear();
-            print_epoch("", l);
+            print_epoch(prefix, l);
         }
-    })
-    .with_context(|| format!("training run {}", dir.display()))?;
+    }
+}
+
+fn train_cmd(cfg: Option<RunConfig>, dir: PathBuf, epochs: Option<usize>) -> Result<()> {
+    let start = match cfg {
+        Some(cfg) => Start::New(Box::new(cfg)),
+        None => Start::Resume { epochs },
+    };
+    let mut show = progress_printer();
+    let summary = train::run(&dir, start, &mut |p| show("", p))
+        .with_context(|| format!("training run {}", dir.display()))?;
     println!(
         "done: {} epochs, test accuracy {:.4}, {:.0} img/s on {} ({} threads)",
         summary.epochs,
@@ -415,39 +422,14 @@ fn main() -> Result<()> {
             drop_after,
             groups,
         } => {
-            let mut bar = ProgressBar::hidden();
+            let mut show = progress_printer();
             let dirs = train::intervene(
                 &run_dir,
                 from_epoch,
                 epochs,
                 drop_after,
                 &groups,
-                &mut |group, p| match p {
-                    Progress::EpochStart {
-                        epoch,
-                        epochs,
-                        steps,
-                    } => {
-                        bar = ProgressBar::new(steps as u64)
-                            .with_style(bar_style())
-                            .with_prefix(format!("{group} {epoch}/{epochs}"));
-                    }
-                    Progress::Step {
-                        step,
-                        loss,
-                        acc,
-                        images_per_s,
-                    } => {
-                        bar.set_position(step as u64);
-                        bar.set_message(format!(
-                            "loss {loss:.4} acc {acc:.4} {images_per_s:.0} img/s"
-                        ));
-                    }
-                    Progress::EpochEnd(l) => {
-                        bar.finish_and_clear();
-                        print_epoch(&format!("{group} "), l);
-                    }
-                },
+                &mut |group, p| show(&format!("{group} "), p),
             )?;
             let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             println!("results: {}", dirs.join(" and "));

@@ -55,24 +55,38 @@ pub fn detection(id_conf: &[f64], ood_conf: &[f64]) -> Result<Detection> {
     })
 }
 
-/// P(pos > neg) + P(pos == neg) / 2 by the rank-sum formula with mid-ranks for ties.
-pub fn auroc(pos: &[f64], neg: &[f64]) -> f64 {
+/// Runs of equal scores, in ascending (or descending) score order, as (positives, negatives) counts.
+fn tied_runs(pos: &[f64], neg: &[f64], descending: bool) -> Vec<(usize, usize)> {
     let mut all: Vec<(f64, bool)> = pos
         .iter()
         .map(|&s| (s, true))
         .chain(neg.iter().map(|&s| (s, false)))
         .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            j += 1;
+    all.sort_by(|a, b| {
+        if descending {
+            b.0.total_cmp(&a.0)
+        } else {
+            a.0.total_cmp(&b.0)
         }
-        let mid_rank = (i + j + 1) as f64 / 2.0; // ranks i+1..=j averaged
-        rank_sum += mid_rank * all[i..j].iter().filter(|t| t.1).count() as f64;
-        i = j;
+    });
+    let mut runs: Vec<(usize, usize)> = vec![];
+    for (k, &(s, is_pos)) in all.iter().enumerate() {
+        if k == 0 || s != all[k - 1].0 {
+            runs.push((0, 0));
+        }
+        let last = runs.last_mut().expect("a run was pushed");
+        if is_pos { last.0 += 1 } else { last.1 += 1 }
+    }
+    runs
+}
+
+/// P(pos > neg) + P(pos == neg) / 2 by the rank-sum formula with mid-ranks for ties.
+pub fn auroc(pos: &[f64], neg: &[f64]) -> f64 {
+    let (mut rank_sum, mut below) = (0.0, 0usize);
+    for (p, n) in tied_runs(pos, neg, false) {
+        let mid_rank = below as f64 + (p + n + 1) as f64 / 2.0; // ranks below+1 ..= below+p+n
+        rank_sum += mid_rank * p as f64;
+        below += p + n;
     }
     let (p, n) = (pos.len() as f64, neg.len() as f64);
     (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
@@ -81,28 +95,10 @@ pub fn auroc(pos: &[f64], neg: &[f64]) -> f64 {
 /// Step-wise average precision, positives scored `pos`: sum over distinct thresholds (descending,
 /// tied scores as one step) of (recall gain) x precision, as sklearn's average_precision_score.
 pub fn average_precision(pos: &[f64], neg: &[f64]) -> f64 {
-    let mut all: Vec<(f64, bool)> = pos
-        .iter()
-        .map(|&s| (s, true))
-        .chain(neg.iter().map(|&s| (s, false)))
-        .collect();
-    all.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let (mut tp, mut fp, mut ap, mut prev_recall) = (0usize, 0usize, 0.0, 0.0);
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            if all[j].1 {
-                tp += 1
-            } else {
-                fp += 1
-            }
-            j += 1;
-        }
-        let recall = tp as f64 / pos.len() as f64;
-        ap += (recall - prev_recall) * tp as f64 / (tp + fp) as f64;
-        prev_recall = recall;
-        i = j;
+    let (mut tp, mut fp, mut ap) = (0usize, 0usize, 0.0);
+    for (p, n) in tied_runs(pos, neg, true) {
+        (tp, fp) = (tp + p, fp + n);
+        ap += p as f64 / pos.len() as f64 * tp as f64 / (tp + fp) as f64;
     }
     ap
 }
