@@ -265,4 +265,19 @@ mod tests {
                 .all(|t| t.1 == 4 && t.2 == 4 && !t.3)
         );
     }
+
+    #[test]
+    fn balanced_plan_has_every_class_equally_often() {
+        let labels: Vec<i64> = (0..230).map(|i| (i % 3) as i64).chain([0; 20]).collect();
+        let plan = EpochPlan::balanced(&labels, 3, 32, false, true, &mut epoch_rng(1, 0));
+        // 10 per class per batch (batch 30); class 1 and 2 have 76 images: 7 full batches.
+        assert_eq!(plan.batches.len(), 7);
+        for b in &plan.batches {
+            for c in 0..3 {
+                assert_eq!(b.iter().filter(|t| labels[t.0] == c).count(), 10);
+            }
+        }
+        let again = EpochPlan::balanced(&labels, 3, 32, false, true, &mut epoch_rng(1, 0));
+        assert_eq!(plan.batches, again.batches);
+    }
 }
