@@ -47,7 +47,8 @@ enum Command {
     /// Write a trained run's logits (N x C, float32 .npy) on a data set, in data-set order.
     Predict {
         run_dir: PathBuf,
-        /// Data set name (fashion-mnist, mnist, cifar10, cifar100, svhn).
+        /// Data set name (fashion-mnist, mnist, cifar10, cifar100, svhn), or with the test split a
+        /// generated OoD set (noise-uniform, noise-gaussian, flip-invert).
         #[arg(long)]
         data: String,
         #[arg(long, value_enum, default_value = "test")]
@@ -275,23 +276,13 @@ fn main() -> Result<()> {
             epoch,
             device,
         } => {
-            let dev = train::parse_device(&device)?;
-            let (cfg, net, epoch) = Net::load(&run_dir, epoch, dev)?;
-            let id = train::RunData::load(&cfg)?;
-            let src = DataSource {
-                root: cfg.data.root.clone(),
-                verify: cfg.data.verify,
-            };
-            let set = src.load(&data, split, cfg.seed, cfg.data.val_fraction)?;
-            let norm = Normalizer::new(&id.normalization, dev);
-            let logits =
-                FeatureSet::extract(&net.model, &set, &norm, cfg.data.eval_batch_size).logits;
-            ncood::checkpoint::write_npy(&out, &logits)?;
+            let (f, epoch) = features_of(&run_dir, &data, split, epoch, &device)?;
+            ncood::checkpoint::write_npy(&out, &f.logits)?;
+            let s = f.logits.size();
             println!(
-                "wrote {} logits ({} x {}) of epoch {epoch} to {}",
-                data,
-                set.len(),
-                logits.size()[1],
+                "wrote {data} logits ({} x {}) of epoch {epoch} to {}",
+                s[0],
+                s[1],
                 out.display()
             );
             Ok(())
@@ -304,25 +295,12 @@ fn main() -> Result<()> {
             epoch,
             device,
         } => {
-            let dev = train::parse_device(&device)?;
-            let (cfg, net, epoch) = Net::load(&run_dir, epoch, dev)?;
-            let id = train::RunData::load(&cfg)?;
-            let src = DataSource {
-                root: cfg.data.root.clone(),
-                verify: cfg.data.verify,
-            };
-            let set = if split == Split::Test {
-                ncood::data::ood_set(&src, &data, &id.test, &id.normalization, cfg.seed)?
-            } else {
-                src.load(&data, split, cfg.seed, cfg.data.val_fraction)?
-            };
-            let norm = Normalizer::new(&id.normalization, dev);
-            let f = FeatureSet::extract(&net.model, &set, &norm, cfg.data.eval_batch_size);
+            let (f, epoch) = features_of(&run_dir, &data, split, epoch, &device)?;
+            let n = f.labels.size()[0];
             f.write(&out)?;
             let paths = FeatureSet::paths(&out).map(|p| p.display().to_string());
             println!(
-                "wrote features of {data} ({} samples, epoch {epoch}): {}",
-                set.len(),
+                "wrote features of {data} ({n} samples, epoch {epoch}): {}",
                 paths.join(", ")
             );
             Ok(())
@@ -460,6 +438,34 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// One eval pass of a run's checkpoint (`epoch`, 0 = latest) over a data set: a registered set's
+/// split, or for the test split also a generated OoD set.
+fn features_of(
+    run_dir: &std::path::Path,
+    data: &str,
+    split: Split,
+    epoch: usize,
+    device: &str,
+) -> Result<(FeatureSet, usize)> {
+    let dev = train::parse_device(device)?;
+    let (cfg, net, epoch) = Net::load(run_dir, epoch, dev)?;
+    let id = train::RunData::load(&cfg)?;
+    let src = DataSource {
+        root: cfg.data.root.clone(),
+        verify: cfg.data.verify,
+    };
+    let set = if split == Split::Test {
+        ncood::data::ood_set(&src, data, &id.test, &id.normalization, cfg.seed)?
+    } else {
+        src.load(data, split, cfg.seed, cfg.data.val_fraction)?
+    };
+    let norm = Normalizer::new(&id.normalization, dev);
+    Ok((
+        FeatureSet::extract(&net.model, &set, &norm, cfg.data.eval_batch_size),
+        epoch,
+    ))
 }
 
 /// A 1-D float .npy (the classifier bias).
