@@ -462,10 +462,9 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
             tch::Cuda::synchronize(i as i64);
         }
         let train_seconds = t0.elapsed().as_secs_f64();
-        let logits =
-            FeatureSet::extract(&net.model, &data.test, &norm, cfg.data.eval_batch_size).logits;
+        let test = FeatureSet::extract(&net.model, &data.test, &norm, cfg.data.eval_batch_size);
         let test_correct = i64::try_from(
-            logits
+            test.logits
                 .argmax(1, false)
                 .eq_tensor(&Tensor::from_slice(&data.test.labels))
                 .sum(Kind::Int64),
@@ -480,7 +479,7 @@ pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Resu
             images_per_s: seen as f64 / train_seconds,
             track: match &tracker {
                 Some(t) if cfg.track.due(epoch + 1) => {
-                    Some(t.measure(&net.model, &data.test, &norm, cfg.data.eval_batch_size)?)
+                    Some(t.measure(&net.model, &test, &norm, cfg.data.eval_batch_size)?)
                 }
                 _ => None,
             },

@@ -26,7 +26,7 @@ pub struct Tracked {
     pub ood: String,
     /// Training images the NC measures and the GDA fit used.
     pub subset: usize,
-    /// Seconds the tracking took.
+    /// Seconds the tracking added (it reuses the epoch's test-split pass).
     pub seconds: f64,
 }
 
@@ -77,19 +77,23 @@ impl Tracker {
         }))
     }
 
+    /// The measures at the model's current state; `test` holds this epoch's test-split features.
     pub fn measure(
         &self,
         model: &ResNet,
-        test: &Dataset,
+        test: &FeatureSet,
         norm: &Normalizer,
         batch: usize,
     ) -> Result<Tracked> {
         let t0 = Instant::now();
-        let head = |d: &Dataset| {
-            let f = FeatureSet::extract(model, d, norm, batch);
-            if model.config.l2 { f.normalized } else { f.raw }
+        let head = |f: FeatureSet| if model.config.l2 { f.normalized } else { f.raw };
+        let train = head(FeatureSet::extract(model, &self.subset, norm, batch));
+        let ood = head(FeatureSet::extract(model, &self.ood, norm, batch));
+        let id = if model.config.l2 {
+            &test.normalized
+        } else {
+            &test.raw
         };
-        let (train, id, ood) = (head(&self.subset), head(test), head(&self.ood));
         let features = if model.config.l2 { "normalized" } else { "raw" };
         let classes = self.subset.info.classes;
         let (w, b) = tch::no_grad(|| {
@@ -112,7 +116,7 @@ impl Tracker {
             4096,
         )?;
         let gda = Gda::fit(&train, &self.subset.labels, classes)?;
-        let det = metrics::detection(&gda.score(&id)?, &gda.score(&ood)?)?;
+        let det = metrics::detection(&gda.score(id)?, &gda.score(&ood)?)?;
         Ok(Tracked {
             nc,
             gda_auroc: det.auroc,
