@@ -47,6 +47,13 @@ fn main() -> anyhow::Result<()> {
         f64::try_from(loss).unwrap()
     };
     run(5); // warm-up
+    // The data path alone (shuffle plan, augmentation, u8 -> normalised f32), to show it is not
+    // the bottleneck of a step.
+    let t0 = Instant::now();
+    for items in plan.batches.iter().take(steps) {
+        let _ = train_batch(&data, items, &norm);
+    }
+    let data_s = t0.elapsed().as_secs_f64() / steps as f64;
     let (mut ours, mut theirs) = (vec![], vec![]);
     for r in 1..=rounds {
         let t0 = Instant::now();
@@ -77,6 +84,11 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let (a, b) = (median(ours), median(theirs));
+    println!(
+        "data path: {:.2} ms per batch, {:.1}% of an ncood step",
+        data_s * 1e3,
+        100.0 * data_s * a / 128.0
+    );
     println!(
         "median of {rounds} rounds x {steps} steps, {device_name}, {threads} threads: ncood {a:.0} img/s, PyTorch {b:.0} img/s, ratio ncood/PyTorch {:.3}",
         a / b
