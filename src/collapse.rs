@@ -1,13 +1,12 @@
-//! Neural Collapse measures NC1-NC4 (Papyan, Han, Donoho 2020; SPEC 6), in f64, with two streaming
-//! passes over (features, labels) batches: memory depends on D and C, not on N.
-//!
-//! Pass 1 accumulates per-class counts and sums (class means mu_c, global mean mu_G = mean of the
-//! class means). Pass 2 accumulates the within-class scatter sum_i (h_i - mu_c)(h_i - mu_c)^T and
-//! the NC4 disagreements. NC1 = tr(Sigma_W Sigma_B^+) / C with Sigma_B^+ the pseudo-inverse from the
+//! Neural Collapse measures NC1-NC4 (Papyan, Han, Donoho 2020; SPEC 6), in f64, from the class
+//! statistics of `stats` (two passes over chunks of rows: class means, then within-class scatter)
+//! and one more chunked pass for NC4: working memory depends on C, D and the chunk, not on N.
+//! mu_G is the mean of the class means. NC1 = tr(Sigma_W Sigma_B^+) / C with Sigma_B^+ the pseudo-inverse from the
 //! rank-(C-1) structure of Sigma_B (see `nc1`); NC2 (equinorm, equiangularity, max-angle) for the centred
 //! means M and the classifier rows W; NC3 = || W^T/||W||_F - M/||M||_F ||_F^2; NC4 = fraction of
 //! samples whose classifier prediction differs from the nearest class mean.
 use crate::error::{Error, Result};
+use crate::stats::ClassStats;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -92,143 +91,63 @@ pub fn nc1(sigma_w: &Tensor, m_rows: &Tensor) -> Tensor {
     k.mm(&g_pinv).mm(&g_pinv).trace()
 }
 
-/// Streaming NC measurement: feed every batch to `first`, then every batch again to `second`.
-pub struct Accumulator {
-    classes: usize,
-    counts: Vec<i64>,
-    sums: Tensor,            // C x D
-    scatter: Option<Tensor>, // D x D, pass 2
-    disagree: i64,
-    seen_second: i64,
-    means: Option<Tensor>,
+/// NC1-NC4 of features h (N x D) with labels, from their class statistics (`stats`, shared with
+/// GDA) and one more pass over h in chunks for NC4; classifier W (C x D) and bias b (C).
+pub fn from_stats(
+    stats: &ClassStats,
+    h: &Tensor,
+    labels: &[i64],
+    w: &Tensor,
+    b: Option<&Tensor>,
+    features: &str,
+    chunk: usize,
+) -> Result<Collapse> {
+    let n = stats.total();
+    let means = &stats.means;
+    let m_rows = means - means.mean_dim(0, true, Kind::Double); // C x D
+    let sigma_w = stats.scatter.sum_dim_intlist(0, false, Kind::Double) / n as f64; // D x D
+    let w = w.to_device(Device::Cpu).to_kind(Kind::Double);
+    let b = b.map(|b| b.to_device(Device::Cpu).to_kind(Kind::Double));
+    let mean_sq = means
+        .square()
+        .sum_dim_intlist(1, false, Kind::Double)
+        .unsqueeze(0); // 1 x C
+    let mut disagree = 0i64;
+    for s in (0..n).step_by(chunk.max(1)) {
+        let e = (s + chunk.max(1)).min(n);
+        let hb = h
+            .narrow(0, s as i64, (e - s) as i64)
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Double);
+        let mut logits = hb.mm(&w.tr());
+        if let Some(b) = &b {
+            logits += b;
+        }
+        // argmin_c ||h - mu_c||^2 = argmin_c (||mu_c||^2 - 2 h.mu_c): ||h||^2 does not change it.
+        let nearest = (&mean_sq - hb.mm(&means.tr()) * 2.0).argmin(1, false);
+        disagree += i64::try_from(logits.argmax(1, false).ne_tensor(&nearest).sum(Kind::Int64))
+            .expect("count");
+    }
+    debug_assert_eq!(labels.len(), n);
+    Ok(Collapse {
+        nc1: f64_of(&nc1(&sigma_w, &m_rows)),
+        nc2: Nc2 {
+            equinorm_means: f64_of(&equinorm(&m_rows)),
+            equinorm_weights: f64_of(&equinorm(&w)),
+            equiangularity_means: f64_of(&equiangularity(&m_rows)),
+            equiangularity_weights: f64_of(&equiangularity(&w)),
+            maxangle_means: f64_of(&maxangle(&m_rows)),
+            maxangle_weights: f64_of(&maxangle(&w)),
+        },
+        nc3: f64_of(&nc3(&w, &m_rows)),
+        nc4: disagree as f64 / n as f64,
+        n,
+        features: features.to_string(),
+    })
 }
 
-impl Accumulator {
-    pub fn new(classes: usize, dim: i64) -> Accumulator {
-        Accumulator {
-            classes,
-            counts: vec![0; classes],
-            sums: Tensor::zeros([classes as i64, dim], (Kind::Double, Device::Cpu)),
-            scatter: None,
-            disagree: 0,
-            seen_second: 0,
-            means: None,
-        }
-    }
-
-    fn check(&self, h: &Tensor, labels: &[i64]) -> Result<Tensor> {
-        let h = h.to_device(Device::Cpu).to_kind(Kind::Double);
-        if h.dim() != 2 || h.size()[1] != self.sums.size()[1] || h.size()[0] != labels.len() as i64
-        {
-            return Err(Error::ShapeMismatch {
-                what: "NC features".into(),
-                expected: format!("{} x {}", labels.len(), self.sums.size()[1]),
-                got: format!("{:?}", h.size()),
-            });
-        }
-        if let Some(&l) = labels
-            .iter()
-            .find(|&&l| l < 0 || l as usize >= self.classes)
-        {
-            return Err(Error::config(
-                "NC labels",
-                format!("label {l} outside 0..{}", self.classes),
-            ));
-        }
-        Ok(h)
-    }
-
-    /// Pass 1: class counts and sums.
-    pub fn first(&mut self, h: &Tensor, labels: &[i64]) -> Result<()> {
-        let h = self.check(h, labels)?;
-        let _ = self.sums.index_add_(0, &Tensor::from_slice(labels), &h);
-        for &l in labels {
-            self.counts[l as usize] += 1;
-        }
-        Ok(())
-    }
-
-    fn class_means(&mut self) -> Result<Tensor> {
-        if let Some(m) = &self.means {
-            return Ok(m.shallow_clone());
-        }
-        if let Some(c) = self.counts.iter().position(|&n| n == 0) {
-            return Err(Error::config("NC", format!("class {c} has no samples")));
-        }
-        let counts = Tensor::from_slice(&self.counts)
-            .to_kind(Kind::Double)
-            .unsqueeze(1);
-        let m = &self.sums / counts;
-        self.means = Some(m.shallow_clone());
-        Ok(m)
-    }
-
-    /// Pass 2: within-class scatter, and NC4 with the classifier (W: C x D, b: C).
-    pub fn second(
-        &mut self,
-        h: &Tensor,
-        labels: &[i64],
-        w: &Tensor,
-        b: Option<&Tensor>,
-    ) -> Result<()> {
-        let h = self.check(h, labels)?;
-        let means = self.class_means()?;
-        let centred = &h - means.index_select(0, &Tensor::from_slice(labels));
-        let s = centred.tr().mm(&centred);
-        self.scatter = Some(match self.scatter.take() {
-            Some(acc) => acc + s,
-            None => s,
-        });
-        let w = w.to_device(Device::Cpu).to_kind(Kind::Double);
-        let mut logits = h.mm(&w.tr());
-        if let Some(b) = b {
-            logits += b.to_device(Device::Cpu).to_kind(Kind::Double);
-        }
-        let pred = logits.argmax(1, false);
-        // ||h - mu_c||^2 = ||h||^2 - 2 h.mu_c + ||mu_c||^2; the first term does not change the argmin.
-        let dist = means
-            .square()
-            .sum_dim_intlist(1, false, Kind::Double)
-            .unsqueeze(0)
-            - h.mm(&means.tr()) * 2.0;
-        let nearest = dist.argmin(1, false);
-        self.disagree += i64::try_from(pred.ne_tensor(&nearest).sum(Kind::Int64)).expect("count");
-        self.seen_second += labels.len() as i64;
-        Ok(())
-    }
-
-    /// NC1-NC4 from both passes and the classifier weights (C x D).
-    pub fn finish(mut self, w: &Tensor, features: &str) -> Result<Collapse> {
-        let n: i64 = self.counts.iter().sum();
-        if self.seen_second != n {
-            return Err(Error::config(
-                "NC",
-                format!("pass 2 saw {} samples, pass 1 saw {n}", self.seen_second),
-            ));
-        }
-        let means = self.class_means()?;
-        let m_rows = &means - means.mean_dim(0, true, Kind::Double); // C x D
-        let sigma_w = self.scatter.take().expect("pass 2 ran") / n as f64;
-        let w = w.to_device(Device::Cpu).to_kind(Kind::Double);
-        Ok(Collapse {
-            nc1: f64_of(&nc1(&sigma_w, &m_rows)),
-            nc2: Nc2 {
-                equinorm_means: f64_of(&equinorm(&m_rows)),
-                equinorm_weights: f64_of(&equinorm(&w)),
-                equiangularity_means: f64_of(&equiangularity(&m_rows)),
-                equiangularity_weights: f64_of(&equiangularity(&w)),
-                maxangle_means: f64_of(&maxangle(&m_rows)),
-                maxangle_weights: f64_of(&maxangle(&w)),
-            },
-            nc3: f64_of(&nc3(&w, &m_rows)),
-            nc4: self.disagree as f64 / n as f64,
-            n: n as usize,
-            features: features.to_string(),
-        })
-    }
-}
-
-/// NC1-NC4 of in-memory features (N x D) in chunks of `chunk` rows.
+/// NC1-NC4 of features (N x D) in chunks of `chunk` rows: class statistics (two passes), then the
+/// NC4 pass.
 pub fn measure(
     h: &Tensor,
     labels: &[i64],
@@ -238,19 +157,15 @@ pub fn measure(
     features: &str,
     chunk: usize,
 ) -> Result<Collapse> {
-    let n = labels.len();
-    let mut acc = Accumulator::new(classes, h.size().get(1).copied().unwrap_or(0));
-    let chunks: Vec<(usize, usize)> = (0..n)
-        .step_by(chunk.max(1))
-        .map(|s| (s, (s + chunk).min(n)))
-        .collect();
-    for &(s, e) in &chunks {
-        acc.first(&h.narrow(0, s as i64, (e - s) as i64), &labels[s..e])?;
+    let stats = ClassStats::new(h, labels, classes, "NC", chunk)?;
+    if w.dim() != 2 || w.size() != [classes as i64, h.size()[1]] {
+        return Err(Error::ShapeMismatch {
+            what: "NC classifier weights".into(),
+            expected: format!("{classes} x {}", h.size()[1]),
+            got: format!("{:?}", w.size()),
+        });
     }
-    for &(s, e) in &chunks {
-        acc.second(&h.narrow(0, s as i64, (e - s) as i64), &labels[s..e], w, b)?;
-    }
-    acc.finish(w, features)
+    from_stats(&stats, h, labels, w, b, features, chunk)
 }
 
 /// The NC loss of SPEC 7 on a mini-batch's head-input features h (B x D, every class present

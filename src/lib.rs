@@ -1,8 +1,9 @@
 //! ncood: out-of-distribution detection and Neural Collapse research on DDU ResNets.
 //!
 //! Data flows one way: `data` (readers, registry, batches) -> `model` (ResNet + spectral norm +
-//! L2 head) -> `train` (loop, schedule, checkpoints, resume, log) -> `features` (one eval pass)
-//! -> `ood` scores and `metrics` -> `evaluate` (results as JSON and markdown).
+//! L2 head) -> `train` (loop, schedule, checkpoints, resume, log, tracking) -> `features` (one
+//! eval pass) -> `stats` (per-class f64 statistics) -> `ood` scores, `collapse` measures and
+//! `metrics` -> `evaluate` (results as JSON and markdown).
 pub mod checkpoint;
 pub mod collapse;
 pub mod data;
@@ -12,6 +13,7 @@ pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod ood;
+pub mod stats;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,7 +1,7 @@
 //! Gaussian discriminant analysis on features (DDU; SPEC 4).
 //!
 //! Fit: per class c the mean mu_c and the unbiased covariance S_c (divided by n_c - 1), in f64,
-//! centred before the product (two passes, no cancellation from raw second moments). The jitter
+//! from `stats::ClassStats` (centred before the product). The jitter
 //! eps is the first value of the ladder 0, 1e-308, 1e-307, ..., 1e-1 for which the Cholesky
 //! factorisation of every S_c + eps I succeeds, tested directly. A ladder step that leaves every
 //! diagonal entry bitwise unchanged (eps far below the diagonal's resolution) gives the same matrix
@@ -12,6 +12,7 @@
 //! never an inverse or an N x N product. Test points are scored in chunks of `CHUNK` rows, so the
 //! working memory is about 8 * C * D * CHUNK bytes (C * D^2 * 8 for the factors) whatever N is.
 use crate::error::{Error, Result};
+use crate::stats::ClassStats;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -49,37 +50,18 @@ pub struct Gda {
 impl Gda {
     /// Fits on training features (N x D, any float kind) and labels (N, in 0..classes).
     pub fn fit(features: &Tensor, labels: &[i64], classes: usize) -> Result<Gda> {
-        let x = features.to_device(Device::Cpu).to_kind(Kind::Double);
-        let (n, d) = match x.size()[..] {
-            [n, d] => (n as usize, d),
-            _ => {
-                return Err(Error::ShapeMismatch {
-                    what: "GDA features".into(),
-                    expected: "N x D".into(),
-                    got: format!("{:?}", x.size()),
-                });
-            }
-        };
-        if labels.len() != n {
-            return Err(Error::ShapeMismatch {
-                what: "GDA labels".into(),
-                expected: n.to_string(),
-                got: labels.len().to_string(),
-            });
-        }
-        let mut counts = vec![0usize; classes];
-        for (i, &l) in labels.iter().enumerate() {
-            let l = usize::try_from(l)
-                .ok()
-                .filter(|&l| l < classes)
-                .ok_or_else(|| {
-                    Error::config(
-                        "GDA labels",
-                        format!("label of sample {i} is {l}, expected 0..{classes}"),
-                    )
-                })?;
-            counts[l] += 1;
-        }
+        Self::from_stats(&ClassStats::new(
+            features,
+            labels,
+            classes,
+            "GDA",
+            crate::stats::CHUNK,
+        )?)
+    }
+
+    /// Fits from per-class statistics (shared with the NC measures).
+    pub fn from_stats(stats: &ClassStats) -> Result<Gda> {
+        let counts = stats.counts.clone();
         if let Some(c) = counts.iter().position(|&k| k < 2) {
             return Err(Error::config(
                 "GDA fit",
@@ -89,18 +71,9 @@ impl Gda {
                 ),
             ));
         }
-        let labels_t = Tensor::from_slice(labels);
-        let mut means = Vec::with_capacity(classes);
-        let mut covs = Vec::with_capacity(classes);
-        for (c, &nc) in counts.iter().enumerate() {
-            let idx = labels_t.eq(c as i64).nonzero().squeeze_dim(1);
-            let xc = x.index_select(0, &idx); // n_c x D
-            let mu = xc.mean_dim(0, false, Kind::Double);
-            let centred = xc - &mu;
-            covs.push(centred.tr().mm(&centred) / (nc as f64 - 1.0));
-            means.push(mu);
-        }
-        let covs = Tensor::stack(&covs, 0); // C x D x D
+        let d = stats.means.size()[1];
+        let dof: Vec<f64> = counts.iter().map(|&n| n as f64 - 1.0).collect();
+        let covs = &stats.scatter / Tensor::from_slice(&dof).view([-1, 1, 1]); // C x D x D
         let eye = Tensor::eye(d, (Kind::Double, Device::Cpu));
         let diag = covs.diagonal(0, 1, 2); // C x D
         let mut previous: Option<Tensor> = None;
@@ -136,7 +109,7 @@ impl Gda {
                     .map(|(h, l)| (l > 0.0).then_some(h / l))
                     .collect();
                 return Ok(Gda {
-                    means: Tensor::stack(&means, 0),
+                    means: stats.means.shallow_clone(),
                     factors: l,
                     log_norm,
                     info: GdaInfo {

@@ -11,6 +11,7 @@ use crate::features::FeatureSet;
 use crate::metrics;
 use crate::model::ResNet;
 use crate::ood::gda::Gda;
+use crate::stats::ClassStats;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -106,16 +107,23 @@ impl Tracker {
                     .map(|b| b.detach().to_device(tch::Device::Cpu)),
             )
         });
-        let nc = collapse::measure(
+        let stats = ClassStats::new(
             &train,
             &self.subset.labels,
             classes,
+            "NC",
+            crate::stats::CHUNK,
+        )?;
+        let nc = collapse::from_stats(
+            &stats,
+            &train,
+            &self.subset.labels,
             &w,
             b.as_ref(),
             features,
-            4096,
+            crate::stats::CHUNK,
         )?;
-        let gda = Gda::fit(&train, &self.subset.labels, classes)?;
+        let gda = Gda::from_stats(&stats)?;
         let det = metrics::detection(&gda.score(id)?, &gda.score(&ood)?)?;
         Ok(Tracked {
             nc,
