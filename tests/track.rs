@@ -31,7 +31,10 @@ fn tracking_intervention_and_overtraining() {
     let t = l[1].track.as_ref().expect("epoch 2 is tracked");
     assert_eq!(t.subset, 100);
     assert_eq!(t.ood, "noise-uniform");
-    assert_eq!(t.nc.features, "normalized");
+    assert_eq!(
+        t.nc.features, "normalized",
+        "auto = the head's input under L2"
+    );
     assert!(t.nc.nc1.is_finite() && t.nc.nc1 > 0.0);
     assert!((0.0..=1.0).contains(&t.gda_auroc));
     assert!(t.seconds > 0.0);

@@ -51,6 +51,18 @@ pub struct TrackConfig {
     pub subset: usize,
     /// OoD set for GDA AUROC and top-N false positives (registered or generated). Default "mnist".
     pub ood: String,
+    /// Features the NC measures and GDA use: auto (the head's input: normalised under L2, raw
+    /// otherwise), raw or normalized. Recorded with every result. Default auto.
+    pub features: FeatureChoice,
+}
+
+/// Which features NC and GDA read during tracking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureChoice {
+    Auto,
+    Raw,
+    Normalized,
 }
 
 impl Default for TrackConfig {
@@ -60,6 +72,7 @@ impl Default for TrackConfig {
             epochs: vec![],
             subset: 0,
             ood: "mnist".into(),
+            features: FeatureChoice::Auto,
         }
     }
 }
@@ -352,6 +365,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("optim.epochs"), "{e}");
+        let t = RunConfig::from_toml("[track]\nfeatures = \"raw\"\nevery = 2\n", &[]).unwrap();
+        assert_eq!(t.track.features, FeatureChoice::Raw);
+        assert!(t.track.due(4) && !t.track.due(3));
         let back = RunConfig::from_toml(&c.to_toml(), &[]).unwrap();
         assert_eq!(back, c);
     }

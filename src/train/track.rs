@@ -1,8 +1,9 @@
 //! Tracking during training (the paper's Figure 3): at the configured epochs, NC1-4 on a fixed,
 //! class-balanced subset of the training split, and the GDA AUROC and top-N false positives of the
-//! test split against an OoD set, all on the features the linear head reads.
+//! test split against an OoD set, on the features `track.features` picks (by default the ones the
+//! linear head reads).
 use super::RunData;
-use super::config::RunConfig;
+use super::config::{FeatureChoice, RunConfig};
 use crate::collapse::{self, Collapse};
 use crate::data::loader::Normalizer;
 use crate::data::{DataSource, Dataset, ood_set};
@@ -36,6 +37,8 @@ pub struct Tracker {
     subset: Dataset,
     ood: Dataset,
     ood_name: String,
+    /// Read the normalised features (else the raw ones).
+    normalized: bool,
 }
 
 /// A class-balanced subset of `size` images (size / C per class, each class's share chosen by a
@@ -75,6 +78,11 @@ impl Tracker {
                 cfg.seed,
             )?,
             ood_name: cfg.track.ood.clone(),
+            normalized: match cfg.track.features {
+                FeatureChoice::Auto => cfg.model.l2,
+                FeatureChoice::Raw => false,
+                FeatureChoice::Normalized => true,
+            },
         }))
     }
 
@@ -87,15 +95,15 @@ impl Tracker {
         batch: usize,
     ) -> Result<Tracked> {
         let t0 = Instant::now();
-        let head = |f: FeatureSet| if model.config.l2 { f.normalized } else { f.raw };
-        let train = head(FeatureSet::extract(model, &self.subset, norm, batch));
-        let ood = head(FeatureSet::extract(model, &self.ood, norm, batch));
-        let id = if model.config.l2 {
+        let pick = |f: FeatureSet| if self.normalized { f.normalized } else { f.raw };
+        let train = pick(FeatureSet::extract(model, &self.subset, norm, batch));
+        let ood = pick(FeatureSet::extract(model, &self.ood, norm, batch));
+        let id = if self.normalized {
             &test.normalized
         } else {
             &test.raw
         };
-        let features = if model.config.l2 { "normalized" } else { "raw" };
+        let features = if self.normalized { "normalized" } else { "raw" };
         let classes = self.subset.info.classes;
         let (w, b) = tch::no_grad(|| {
             (
