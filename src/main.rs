@@ -134,7 +134,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Run the NC-loss intervention of SPEC 7 from a run's checkpoint: a control group
+    /// Run the NC-loss intervention (docs/SPEC.md section 7) from a run's checkpoint: a control group
     /// (cross-entropy) and an intervention group (NC loss), each in its own run directory.
     Intervene {
         run_dir: PathBuf,
