@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 /// Rows scored at once (bounds memory: 8 * C * D * CHUNK bytes).
-pub const CHUNK: i64 = 2048;
+pub const CHUNK: i64 = 256;
 
 /// The jitter ladder of SPEC 4: 0, then 1e-308, 1e-307, ..., 1e-1.
 pub fn jitter_ladder() -> Vec<f64> {
