@@ -137,6 +137,10 @@ pub struct Net {
 impl Net {
     pub fn new(cfg: &RunConfig, device: Device) -> Result<Net> {
         let info = crate::data::info(&cfg.data.name)?;
+        // libtorch's RNG is process-global: seed and draw under a lock so that models built
+        // concurrently in one process (threads, tests) still get their seed's weights.
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
         tch::manual_seed(cfg.seed as i64);
         let mut vs = nn::VarStore::new(Device::Cpu);
         let model = ResNet::new(
