@@ -1,5 +1,6 @@
 //! GDA against a direct formula, singular covariances (jitter applied and recorded), bad inputs,
 //! and the `ncood score` command on .npy files.
+mod common;
 use ncood::Error;
 use ncood::ood::gda::{Gda, jitter_ladder};
 use std::process::Command;
@@ -154,27 +155,22 @@ fn score_command_on_npy_files() {
         .write_npy(p("far.npy"))
         .unwrap();
     let ncood = env!("CARGO_BIN_EXE_ncood");
-    let out = Command::new(ncood)
-        .args(["score", "--train-features"])
-        .args([
-            p("train.npy"),
-            "--train-labels".into(),
-            p("labels.npy"),
-            "--id-features".into(),
-            p("id.npy"),
-        ])
-        .args([
-            "--ood-features".into(),
-            p("far.npy"),
-            "--out".into(),
-            p("r.json"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        Command::new(ncood)
+            .args(["score", "--train-features"])
+            .args([
+                p("train.npy"),
+                "--train-labels".into(),
+                p("labels.npy"),
+                "--id-features".into(),
+                p("id.npy"),
+            ])
+            .args([
+                "--ood-features".into(),
+                p("far.npy"),
+                "--out".into(),
+                p("r.json"),
+            ]),
     );
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p("r.json")).unwrap()).unwrap();

@@ -79,43 +79,33 @@ fn tracking_intervention_and_overtraining() {
     // ncood collapse on exported features with the checkpoint's classifier.
     let bin = env!("CARGO_BIN_EXE_ncood");
     let prefix = tmp.path().join("f");
-    let st = Command::new(bin)
-        .arg("features")
-        .arg(&dir)
-        .args([
-            "--data",
-            "fashion-mnist",
-            "--split",
-            "train",
-            "--device",
-            "cpu",
-            "--out",
-        ])
-        .arg(&prefix)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    common::run_ok(
+        Command::new(bin)
+            .arg("features")
+            .arg(&dir)
+            .args([
+                "--data",
+                "fashion-mnist",
+                "--split",
+                "train",
+                "--device",
+                "cpu",
+                "--out",
+            ])
+            .arg(&prefix),
     );
     let out = tmp.path().join("nc.json");
-    let st = Command::new(bin)
-        .arg("collapse")
-        .arg("--features")
-        .arg(format!("{}.normalized.npy", prefix.display()))
-        .arg("--labels")
-        .arg(format!("{}.labels.npy", prefix.display()))
-        .arg("--checkpoint")
-        .arg(train::checkpoint_path(&dir, 4, false))
-        .args(["--kind", "normalized", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    common::run_ok(
+        Command::new(bin)
+            .arg("collapse")
+            .arg("--features")
+            .arg(format!("{}.normalized.npy", prefix.display()))
+            .arg("--labels")
+            .arg(format!("{}.labels.npy", prefix.display()))
+            .arg("--checkpoint")
+            .arg(train::checkpoint_path(&dir, 4, false))
+            .args(["--kind", "normalized", "--out"])
+            .arg(&out),
     );
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();

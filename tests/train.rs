@@ -102,17 +102,12 @@ fn killed_at_any_moment_and_resumed_equals_uninterrupted() {
     let (tmp, _) = setup(epochs);
     let cfg = tmp.path().join("cfg.toml");
     let (a, b): (PathBuf, PathBuf) = (tmp.path().join("a"), tmp.path().join("b"));
-    let st = ncood()
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&a)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    let st = common::run_ok(
+        ncood()
+            .args(["train", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&a),
     );
     assert!(String::from_utf8_lossy(&st.stdout).contains("results:"));
     // Start, then kill -9 at several moments (during epochs and checkpoint writes), resume each time.
@@ -132,16 +127,7 @@ fn killed_at_any_moment_and_resumed_equals_uninterrupted() {
         let _ = child.kill();
         child.wait().unwrap();
     }
-    let st = ncood()
-        .args(["train", "--resume"])
-        .arg(&b)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    common::run_ok(ncood().args(["train", "--resume"]).arg(&b));
     assert_same_state(&final_state(&a, epochs), &final_state(&b, epochs));
     assert_eq!(losses(&a), losses(&b));
     // The PyTorch-layout weights agree too, and no temporary file is left behind.
@@ -164,25 +150,20 @@ fn killed_at_any_moment_and_resumed_equals_uninterrupted() {
 
     // predict writes N x C logits in data-set order, equal to the loaded model's.
     let out = tmp.path().join("logits.npy");
-    let st = ncood()
-        .args(["predict"])
-        .arg(&a)
-        .args([
-            "--data",
-            "fashion-mnist",
-            "--split",
-            "test",
-            "--device",
-            "cpu",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    common::run_ok(
+        ncood()
+            .args(["predict"])
+            .arg(&a)
+            .args([
+                "--data",
+                "fashion-mnist",
+                "--split",
+                "test",
+                "--device",
+                "cpu",
+                "--out",
+            ])
+            .arg(&out),
     );
     let logits = Tensor::read_npy(&out).unwrap();
     assert_eq!(logits.size(), vec![100, 10]);

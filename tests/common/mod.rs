@@ -4,6 +4,18 @@ use flate2::{Compression, write::GzEncoder, write::ZlibEncoder};
 use ncood::data::idx::encode_idx;
 use std::io::Write;
 use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs a command to completion, failing the test with its stderr unless it succeeded.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::fast());
