@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     train.write_npy(dir.path().join("train.npy"))?;
     labels.write_npy(dir.path().join("labels.npy"))?;
     test.write_npy(dir.path().join("test.npy"))?;
-    let labels_v = Vec::<i64>::try_from(&labels)?;
+    let labels_v = ncood::features::Labels::new(Vec::<i64>::try_from(&labels)?, None, "labels")?;
 
     let reference = |batch: usize| -> anyhow::Result<f64> {
         let out = Command::new(".venv/bin/python")
@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
     let mut scores = vec![];
     for r in 1..=rounds {
         let t0 = Instant::now();
-        let g = Gda::fit(&train, &labels_v, c as usize)?;
+        let g = Gda::fit(&train, &labels_v)?;
         let fit_s = t0.elapsed().as_secs_f64();
         scores = g.score(&test)?;
         ours.push(t0.elapsed().as_secs_f64());

@@ -11,9 +11,12 @@
 //! machine), NCOOD_BENCH_PYTHON (.venv/bin/python).
 mod common;
 use common::{env, median};
-use ncood::data::loader::{EpochPlan, Normalizer, epoch_rng, train_batch};
-use ncood::data::{DataSource, Normalization};
-use ncood::train::{Loss, Net, RunConfig, Sgd, train_step};
+use ncood::config::{Loss, RunConfig};
+use ncood::data::loader::{EpochPlan, Normalizer, train_batch};
+use ncood::data::{DataSource, DatasetKind, Normalization};
+use ncood::model::Net;
+use ncood::rng::{Stream, rng};
+use ncood::train::{sgd::Sgd, train_step};
 use std::process::Command;
 use std::time::Instant;
 
@@ -26,17 +29,15 @@ fn main() -> anyhow::Result<()> {
     tch::set_num_threads(threads as i32);
     let device_name = std::env::var("NCOOD_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
     let python = std::env::var("NCOOD_BENCH_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
-    let device = ncood::train::parse_device(&device_name)?;
+    let device = device_name
+        .parse::<ncood::device::DeviceSpec>()?
+        .resolve()?;
     let cfg = RunConfig::from_toml("[model]\nwidth = 16\nl2 = true\n", &[])?;
-    let data = DataSource {
-        root: cfg.data.root.clone(),
-        verify: false,
-    }
-    .read_file_split("fashion-mnist", true)?;
+    let data = DataSource::from(&cfg.data).read_file_split(DatasetKind::FashionMnist, true)?;
     let norm = Normalizer::new(&Normalization::of(&data)?, device);
     let net = Net::new(&cfg, device)?;
     let mut sgd = Sgd::new(&net.vs, 0.9, 5e-4);
-    let plan = EpochPlan::new(data.len(), 128, false, true, &mut epoch_rng(0, 0));
+    let plan = EpochPlan::new(data.len(), 128, false, true, &mut rng(0, Stream::Epoch(0)));
     let mut batches = plan.batches.iter().cycle();
     let mut run = |n: usize| {
         let mut loss = tch::Tensor::from(0f32);

@@ -1,139 +1,99 @@
-//! Atomic file writes and safetensors checkpoints with metadata.
+//! Safetensors checkpoints: named tensors plus string metadata, written atomically and byte for
+//! byte the same for the same tensors and metadata.
 //!
-//! Every file ncood writes goes through `write_atomic`: a temporary file in the same folder,
-//! fsync, rename over the target, fsync of the folder. A crash or kill leaves either the old file or
-//! the new one, never a torn one. tch's own safetensors writer takes no metadata and writes in
-//! place, hence this module.
+//! The writer is ours rather than the `safetensors` crate's: that one serialises the metadata from
+//! a HashMap, in an order that changes from process to process, so two runs of the same seed wrote
+//! files with equal tensors but different sha256. Here the header is JSON with sorted keys and the
+//! tensors are laid out in name order. Reading goes through the crate, which checks every offset.
 use crate::error::{Error, Result};
-use safetensors::tensor::{Dtype, SafeTensors, View};
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::io::Write;
+use safetensors::tensor::{Dtype, SafeTensors};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::{Device, Tensor};
 
-/// A temporary path beside `path` (same folder, so the final rename is atomic).
-fn temp_path(path: &Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-}
+/// Checkpoint metadata: string keys and values, kept sorted.
+pub type Metadata = BTreeMap<String, String>;
 
-/// Makes a fully written temporary file durable and moves it over `path`.
-fn commit(tmp: &Path, path: &Path) -> Result<()> {
-    let io = |e| Error::io(path, e);
-    std::fs::File::open(tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io)?;
-    std::fs::rename(tmp, path).map_err(io)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all(); // best effort: some file systems refuse fsync on folders
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    drop(f);
-    commit(&tmp, path)
-}
-
-/// A tensor's bytes, owned, for the safetensors serializer.
-struct Owned {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-
-impl View for &Owned {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
-fn owned(t: &Tensor) -> Result<Owned> {
+/// A tensor's little-endian bytes (as libtorch holds them on the CPU).
+fn tensor_bytes(t: &Tensor) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
     let t = t.to_device(Device::Cpu).contiguous();
     let dtype = Dtype::try_from(t.kind())?;
     let numel = t.numel();
     let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
     t.f_copy_data_u8(&mut bytes, numel)?;
-    Ok(Owned {
-        dtype,
-        shape: t.size().iter().map(|&d| d as usize).collect(),
-        bytes,
-    })
+    Ok((dtype, t.size().iter().map(|&d| d as usize).collect(), bytes))
 }
 
-/// Serialises named tensors and string metadata to safetensors bytes.
-pub fn to_bytes(
-    tensors: &[(String, Tensor)],
-    metadata: &HashMap<String, String>,
-) -> Result<Vec<u8>> {
-    let owned: Vec<(String, Owned)> = tensors
-        .iter()
-        .map(|(n, t)| Ok((n.clone(), owned(t)?)))
-        .collect::<Result<_>>()?;
-    safetensors::tensor::serialize(
-        owned.iter().map(|(n, o)| (n.as_str(), o)),
-        &Some(metadata.clone()),
-    )
-    .map_err(|e| Error::Torch(tch::TchError::Convert(format!("safetensors: {e}"))))
+/// Serialises named tensors and metadata to safetensors bytes: an 8-byte little-endian header
+/// length, the JSON header (sorted keys, padded with spaces to a multiple of 8), then the data in
+/// name order.
+pub fn to_bytes(tensors: &[(String, Tensor)], metadata: &Metadata) -> Result<Vec<u8>> {
+    let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new(); // a BTreeMap: keys come out sorted
+    header.insert(
+        "__metadata__".into(),
+        serde_json::to_value(metadata).unwrap(),
+    );
+    let mut data = Vec::new();
+    for (name, t) in sorted {
+        let (dtype, shape, bytes) = tensor_bytes(t)?;
+        let info = serde_json::json!({
+            "dtype": format!("{dtype:?}"),
+            "shape": shape,
+            "data_offsets": [data.len(), data.len() + bytes.len()],
+        });
+        if header.insert(name.clone(), info).is_some() {
+            return Err(Error::Invalid {
+                what: "checkpoint tensors".into(),
+                problem: format!("the name {name} appears twice"),
+            });
+        }
+        data.extend_from_slice(&bytes);
+    }
+    let mut json = serde_json::to_string(&header).expect("plain data serialises");
+    json.push_str(&" ".repeat(json.len().next_multiple_of(8) - json.len()));
+    let mut out = Vec::with_capacity(8 + json.len() + data.len());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(&data);
+    Ok(out)
 }
 
 /// Writes a safetensors file atomically.
-pub fn write(
-    path: &Path,
-    tensors: &[(String, Tensor)],
-    metadata: &HashMap<String, String>,
-) -> Result<()> {
-    write_atomic(path, &to_bytes(tensors, metadata)?)
+pub fn write(path: &Path, tensors: &[(String, Tensor)], metadata: &Metadata) -> Result<()> {
+    crate::atomic::write(path, &to_bytes(tensors, metadata)?)
 }
 
 /// Reads a safetensors file: its tensors (on the CPU) and metadata.
-pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+pub fn read(path: &Path) -> Result<(HashMap<String, Tensor>, Metadata)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::bad_file(path, format!("not a valid safetensors file: {e:?}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| Error::bad_file(path, format!("not a valid safetensors file: {e:?}")))?;
-    let mut tensors = HashMap::new();
-    for (name, view) in st.tensors() {
-        let t = Tensor::try_from(view)
-            .map_err(|e| Error::bad_file(path, format!("tensor {name}: {e}")))?;
-        tensors.insert(name, t);
-    }
-    Ok((tensors, meta.metadata().clone().unwrap_or_default()))
+    parse(&bytes).map_err(|problem| Error::bad_file(path, problem))
 }
 
-/// Copies `src` into every variable of `vs` whose name it holds (prefixed by `prefix`), checking
-/// shapes; every variable must be present.
+/// Parses safetensors bytes; the error says what is wrong.
+pub fn parse(bytes: &[u8]) -> std::result::Result<(HashMap<String, Tensor>, Metadata), String> {
+    let bad = |e| format!("not a valid safetensors file: {e:?}");
+    let st = SafeTensors::deserialize(bytes).map_err(bad)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(bad)?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        let t = Tensor::try_from(view).map_err(|e| format!("tensor {name}: {e}"))?;
+        tensors.insert(name, t);
+    }
+    let meta = meta.metadata().clone().unwrap_or_default();
+    Ok((tensors, meta.into_iter().collect()))
+}
+
+/// Copies the tensors of `src` (read from `path`) into `targets` by name (e.g. a VarStore's
+/// `variables()`), checking shapes and kinds; every target must be present.
 pub fn load_into(
-    vs: &tch::nn::VarStore,
+    targets: HashMap<String, Tensor>,
     src: &HashMap<String, Tensor>,
-    prefix: &str,
     path: &Path,
 ) -> Result<()> {
     tch::no_grad(|| {
-        for (name, mut var) in vs.variables() {
-            let key = format!("{prefix}{name}");
+        for (key, mut var) in targets {
             let t = src
                 .get(&key)
                 .ok_or_else(|| Error::bad_file(path, format!("missing tensor {key}")))?;
@@ -144,15 +104,8 @@ pub fn load_into(
                     got: format!("{:?} {:?}", t.size(), t.kind()),
                 });
             }
-            var.copy_(t);
+            var.f_copy_(t)?;
         }
         Ok(())
     })
-}
-
-/// Writes a tensor as .npy atomically (tch writes the format; `commit` makes it atomic).
-pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
-    let tmp = temp_path(path);
-    t.to_device(Device::Cpu).contiguous().write_npy(&tmp)?;
-    commit(&tmp, path)
 }

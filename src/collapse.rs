@@ -6,6 +6,7 @@
 //! means M and the classifier rows W; NC3 = || W^T/||W||_F - M/||M||_F ||_F^2; NC4 = fraction of
 //! samples whose classifier prediction differs from the nearest class mean.
 use crate::error::{Error, Result};
+use crate::features::{FeatureKind, Labels};
 use crate::stats::ClassStats;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -23,14 +24,21 @@ pub struct Nc2 {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Collapse {
-    pub nc1: f64,
+    /// Null when undefined (see `nc1_undefined`).
+    pub nc1: Option<f64>,
+    /// Why NC1 is undefined, when it is: the centred class means span fewer than C - 1 dimensions
+    /// (always so when the feature dimension is below C - 1), so Sigma_B has no rank-(C-1)
+    /// pseudo-inverse and the trace is meaningless (it came out as -2e14 before this check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nc1_undefined: Option<String>,
     pub nc2: Nc2,
     pub nc3: f64,
     pub nc4: f64,
     /// Samples measured.
     pub n: usize,
-    /// Which features were measured ("raw" or "normalized"), as the caller says.
-    pub features: String,
+    /// Which features were measured, as the caller says (null for features from a file of
+    /// unstated kind).
+    pub features: Option<FeatureKind>,
 }
 
 fn f64_of(t: &Tensor) -> f64 {
@@ -91,20 +99,54 @@ pub fn nc1(sigma_w: &Tensor, m_rows: &Tensor) -> Tensor {
     k.mm(&g_pinv).mm(&g_pinv).trace()
 }
 
-/// NC1-NC4 of features h (N x D) with labels, from their class statistics (`stats`, shared with
-/// GDA) and one more pass over h in chunks for NC4; classifier W (C x D) and bias b (C).
+/// Rank of the centred means (C x D), from the eigenvalues of their C x C Gram matrix: an
+/// eigenvalue counts when it exceeds 100 C eps times the largest (eigenvalues of G are accurate to
+/// about eps ||G||, so smaller ones are rounding noise: they made NC1 come out as -2e14).
+fn rank(m_rows: &Tensor) -> usize {
+    let g = m_rows.mm(&m_rows.tr());
+    let ev = Vec::<f64>::try_from(g.linalg_eigvalsh("L")).expect("f64 vector");
+    let max = ev.iter().copied().fold(0.0, f64::max);
+    let tol = max * 100.0 * ev.len() as f64 * f64::EPSILON;
+    ev.iter().filter(|&&v| v > tol).count()
+}
+
+/// NC1-NC4 of features h (N x D), from their class statistics (`stats`, shared with GDA) and one
+/// more pass over h in chunks for NC4; classifier W (C x D) and bias b (C), shapes checked.
 pub fn from_stats(
     stats: &ClassStats,
     h: &Tensor,
-    labels: &[i64],
     w: &Tensor,
     b: Option<&Tensor>,
-    features: &str,
+    features: Option<FeatureKind>,
     chunk: usize,
 ) -> Result<Collapse> {
     let n = stats.total();
     let means = &stats.means;
+    let (c, d) = (means.size()[0], means.size()[1]);
+    if w.size() != [c, d] {
+        return Err(Error::ShapeMismatch {
+            what: "NC classifier weights".into(),
+            expected: format!("{c} x {d} (classes x feature dimension)"),
+            got: format!("{:?}", w.size()),
+        });
+    }
+    if let Some(b) = b
+        && b.size() != [c]
+    {
+        return Err(Error::ShapeMismatch {
+            what: "NC classifier bias".into(),
+            expected: format!("{c} (one per class)"),
+            got: format!("{:?}", b.size()),
+        });
+    }
     let m_rows = means - means.mean_dim(0, true, Kind::Double); // C x D
+    let r = rank(&m_rows);
+    let nc1_undefined = (r + 1 < c as usize).then(|| {
+        format!(
+            "the centred class means span {r} dimension(s), fewer than C - 1 = {} (feature dimension {d}), so Sigma_B has no rank-(C-1) pseudo-inverse",
+            c - 1
+        )
+    });
     let sigma_w = stats.scatter.sum_dim_intlist(0, false, Kind::Double) / n as f64; // D x D
     let w = w.to_device(Device::Cpu).to_kind(Kind::Double);
     let b = b.map(|b| b.to_device(Device::Cpu).to_kind(Kind::Double));
@@ -128,9 +170,11 @@ pub fn from_stats(
         disagree += i64::try_from(logits.argmax(1, false).ne_tensor(&nearest).sum(Kind::Int64))
             .expect("count");
     }
-    debug_assert_eq!(labels.len(), n);
     Ok(Collapse {
-        nc1: f64_of(&nc1(&sigma_w, &m_rows)),
+        nc1: nc1_undefined
+            .is_none()
+            .then(|| f64_of(&nc1(&sigma_w, &m_rows))),
+        nc1_undefined,
         nc2: Nc2 {
             equinorm_means: f64_of(&equinorm(&m_rows)),
             equinorm_weights: f64_of(&equinorm(&w)),
@@ -142,7 +186,7 @@ pub fn from_stats(
         nc3: f64_of(&nc3(&w, &m_rows)),
         nc4: disagree as f64 / n as f64,
         n,
-        features: features.to_string(),
+        features,
     })
 }
 
@@ -150,22 +194,14 @@ pub fn from_stats(
 /// NC4 pass.
 pub fn measure(
     h: &Tensor,
-    labels: &[i64],
-    classes: usize,
+    labels: &Labels,
     w: &Tensor,
     b: Option<&Tensor>,
-    features: &str,
+    features: Option<FeatureKind>,
     chunk: usize,
 ) -> Result<Collapse> {
-    let stats = ClassStats::new(h, labels, classes, "NC", chunk)?;
-    if w.dim() != 2 || w.size() != [classes as i64, h.size()[1]] {
-        return Err(Error::ShapeMismatch {
-            what: "NC classifier weights".into(),
-            expected: format!("{classes} x {}", h.size()[1]),
-            got: format!("{:?}", w.size()),
-        });
-    }
-    from_stats(&stats, h, labels, w, b, features, chunk)
+    let stats = ClassStats::new(h, labels, "NC", chunk)?;
+    from_stats(&stats, h, w, b, features, chunk)
 }
 
 /// The NC loss of SPEC 7 on a mini-batch's head-input features h (B x D, every class present

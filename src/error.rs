@@ -1,4 +1,5 @@
-//! The library's one error type: each variant names the thing (file, field, tensor) and the problem.
+//! The library's one error type: each variant names the thing (file, field, tensor) and the
+//! problem, in terms of values and files (never of the binary's flags).
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,26 +22,30 @@ pub enum Error {
         expected: String,
         got: String,
     },
-    #[error("data set {name}: none of the expected files found; looked for {looked_for}")]
+    #[error(
+        "data set {name}: not found; looked for {looked_for} (the data root comes from data.root, else $NCOOD_DATA, else the data/ folder of the ncood checkout)"
+    )]
     MissingData { name: String, looked_for: String },
-    #[error("unknown data set '{0}' (known: fashion-mnist, mnist, cifar10, cifar100, svhn)")]
-    UnknownDataset(String),
+    #[error("unknown data set '{name}' (known: {known})")]
+    UnknownDataset { name: String, known: String },
+    /// A configuration value (a run config field, a study field, a command option's value).
     #[error("invalid config: {field}: {reason}")]
     InvalidConfig { field: String, reason: String },
+    /// Arrays whose shapes do not fit together.
     #[error("{what}: expected {expected}, got {got}")]
     ShapeMismatch {
         what: String,
         expected: String,
         got: String,
     },
-    #[error("training diverged: {what} is not finite at epoch {epoch}, step {step}")]
-    NonFinite {
-        what: &'static str,
-        epoch: usize,
-        step: usize,
-    },
+    /// Input values that are out of range or otherwise unusable (labels, empty sets, ...).
+    #[error("{what}: {problem}")]
+    Invalid { what: String, problem: String },
+    /// NaN or infinity where a finite number is required.
+    #[error("{what} is not finite at {location}")]
+    NonFinite { what: String, location: String },
     #[error(
-        "GDA: the covariance of class(es) {classes:?} is not positive definite even with jitter {last_jitter} added (classes with (near-)constant or duplicated features, or NaN features)"
+        "GDA: the covariance of class(es) {classes:?} is not positive definite even with jitter {last_jitter} added (classes with (near-)constant or duplicated features)"
     )]
     NotPositiveDefinite {
         classes: Vec<usize>,
@@ -71,6 +76,18 @@ impl Error {
         Error::InvalidConfig {
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+    pub fn invalid(what: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            problem: problem.into(),
+        }
+    }
+    pub fn run_dir(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::RunDir {
+            path: path.into(),
+            problem: problem.into(),
         }
     }
 }

@@ -1,15 +1,14 @@
 //! The OoD evaluation of a trained run or of feature files: every score, every metric, one
 //! result (JSON) and its readable table (markdown).
 use crate::data::loader::Normalizer;
-use crate::data::{DataSource, ood_set};
+use crate::data::{DataSource, OodSet, RunData};
 use crate::error::{Error, Result};
-use crate::features::FeatureSet;
+use crate::features::{FeatureKind, FeatureSet, Labels};
 use crate::metrics::{self, Classification};
-use crate::ood::{self, DetectionTable, Scored, gda::GdaInfo, softmax};
-use crate::train::{Net, RunData, version};
+use crate::ood::{self, DetectionTable, ScoreName, Scored, gda::GdaInfo, softmax};
+use crate::run::{Provenance, RunDir};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 /// ID classification quality on the test set.
@@ -25,13 +24,13 @@ pub struct IdResult {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalResult {
-    pub ncood_version: String,
-    pub git_commit: String,
+    #[serde(flatten)]
+    pub provenance: Provenance,
     /// Run directory and checkpoint epoch (absent for `ncood score`).
     pub run: Option<String>,
     pub epoch: Option<usize>,
     /// Which features each GDA score was fitted on, and what the fit needed.
-    pub gda: BTreeMap<String, GdaInfo>,
+    pub gda: BTreeMap<ScoreName, GdaInfo>,
     /// The temperature of the `*_t` scores (fitted on validation NLL), if any.
     pub temperature: Option<f64>,
     pub id: Option<IdResult>,
@@ -41,11 +40,12 @@ pub struct EvalResult {
     pub ood: DetectionTable,
 }
 
-/// Accuracy and ECE from logits and labels at temperature `t`.
-pub fn classify(logits: &Tensor, labels: &Tensor, t: f64) -> Result<Classification> {
+/// Accuracy and ECE from logits (N x C) and labels (N, below C) at temperature `t`.
+pub fn classify(logits: &Tensor, labels: &Labels, t: f64) -> Result<Classification> {
     let p = (logits.to_kind(Kind::Double) / t).softmax(1, Kind::Double);
     let (conf, pred) = p.max_dim(1, false);
-    let correct: Vec<bool> = Vec::<bool>::try_from(pred.eq_tensor(labels)).expect("bool vector");
+    let correct: Vec<bool> =
+        Vec::<bool>::try_from(pred.eq_tensor(&labels.tensor())).expect("bool vector");
     metrics::classification(&Vec::<f64>::try_from(conf).expect("f64 vector"), &correct)
 }
 
@@ -53,12 +53,11 @@ fn result(
     scores: &[Scored],
     names: &[String],
     sizes: Vec<usize>,
-    gda: BTreeMap<String, GdaInfo>,
+    gda: BTreeMap<ScoreName, GdaInfo>,
+    device: Device,
 ) -> Result<EvalResult> {
-    let (v, c) = version();
     Ok(EvalResult {
-        ncood_version: v,
-        git_commit: c,
+        provenance: Provenance::current(device),
         run: None,
         epoch: None,
         gda,
@@ -73,50 +72,112 @@ fn result(
 /// family when logits are given; ID accuracy and ECE when ID logits and labels are given.
 pub struct FileInputs {
     pub train_features: Tensor,
-    pub train_labels: Vec<i64>,
+    pub train_labels: Labels,
     pub id_features: Tensor,
     pub ood: Vec<(String, Tensor)>,
     pub id_logits: Option<Tensor>,
     pub ood_logits: Vec<Tensor>,
-    pub id_labels: Option<Tensor>,
+    /// Read with the class count of `id_logits`.
+    pub id_labels: Option<Labels>,
+}
+
+/// Checks that `rows` of one array match another's, naming both.
+fn same_rows(what: &str, t: &Tensor, rows: i64, of: &str) -> Result<()> {
+    if t.size()[0] != rows {
+        return Err(Error::ShapeMismatch {
+            what: what.into(),
+            expected: format!("{rows} rows, one per row of {of}"),
+            got: format!("{:?}", t.size()),
+        });
+    }
+    Ok(())
+}
+
+impl FileInputs {
+    /// Every shape agreement the scores rely on, checked before anything is computed.
+    fn check(&self) -> Result<()> {
+        let d = self.train_features.size()[1];
+        for (name, t) in std::iter::once(("ID features", &self.id_features))
+            .chain(self.ood.iter().map(|(n, t)| (n.as_str(), t)))
+        {
+            if t.size()[1] != d {
+                return Err(Error::ShapeMismatch {
+                    what: format!("{name} features"),
+                    expected: format!("N x {d} like the training features"),
+                    got: format!("{:?}", t.size()),
+                });
+            }
+        }
+        let Some(id_logits) = &self.id_logits else {
+            return Ok(());
+        };
+        if self.ood_logits.len() != self.ood.len() {
+            return Err(Error::invalid(
+                "OoD logits",
+                format!(
+                    "{} files for {} OoD feature files (one each, in the same order)",
+                    self.ood_logits.len(),
+                    self.ood.len()
+                ),
+            ));
+        }
+        let n_id = self.id_features.size()[0];
+        same_rows("ID logits", id_logits, n_id, "the ID features")?;
+        let c = id_logits.size()[1];
+        for ((name, f), l) in self.ood.iter().zip(&self.ood_logits) {
+            same_rows(
+                &format!("{name} logits"),
+                l,
+                f.size()[0],
+                &format!("{name} features"),
+            )?;
+            if l.size()[1] != c {
+                return Err(Error::ShapeMismatch {
+                    what: format!("{name} logits"),
+                    expected: format!("N x {c} like the ID logits"),
+                    got: format!("{:?}", l.size()),
+                });
+            }
+        }
+        if let Some(y) = &self.id_labels
+            && y.len() as i64 != id_logits.size()[0]
+        {
+            return Err(Error::ShapeMismatch {
+                what: "ID labels".into(),
+                expected: format!("{n_id} labels, one per row of the ID logits"),
+                got: y.len().to_string(),
+            });
+        }
+        Ok(())
+    }
 }
 
 pub fn score_files(inp: &FileInputs) -> Result<EvalResult> {
-    let classes = inp.train_labels.iter().copied().max().unwrap_or(-1) + 1;
+    inp.check()?;
     let names: Vec<String> = inp.ood.iter().map(|(n, _)| n.clone()).collect();
     let oods: Vec<Tensor> = inp.ood.iter().map(|(_, t)| t.shallow_clone()).collect();
     let (g, info) = ood::gda_scores(
-        "gda",
+        ScoreName::Gda,
         &inp.train_features,
         &inp.train_labels,
-        classes as usize,
         &inp.id_features,
         &oods,
     )?;
     let mut scores = vec![g];
     if let Some(id_logits) = &inp.id_logits {
-        if inp.ood_logits.len() != oods.len() {
-            return Err(Error::config(
-                "--ood-logits",
-                format!(
-                    "{} files for {} OoD feature files",
-                    inp.ood_logits.len(),
-                    oods.len()
-                ),
-            ));
-        }
-        scores.extend(ood::softmax_scores(id_logits, &inp.ood_logits, 1.0, ""));
+        scores.extend(ood::softmax_scores(id_logits, &inp.ood_logits, None));
     }
     let mut r = result(
         &scores,
         &names,
         oods.iter().map(|o| o.size()[0] as usize).collect(),
-        [("gda".to_string(), info)].into(),
+        [(ScoreName::Gda, info)].into(),
+        Device::Cpu,
     )?;
     if let (Some(l), Some(y)) = (&inp.id_logits, &inp.id_labels) {
         let c = classify(l, y, 1.0)?;
         r.id = Some(IdResult {
-            n: y.size()[0] as usize,
+            n: y.len(),
             accuracy: c.accuracy,
             ece: c.ece,
             ece_temperature_scaled: None,
@@ -128,75 +189,82 @@ pub fn score_files(inp: &FileInputs) -> Result<EvalResult> {
 /// The whole evaluation of a run's checkpoint (`ncood eval`): features of the train, validation
 /// and test splits and of every OoD set, GDA on raw and on normalised features, the softmax family
 /// at T = 1 and at the validation-fitted T, feature norm, all metrics, ID accuracy and ECE.
+/// `data_root` replaces the run's recorded data root when given.
 pub fn eval_run(
-    dir: &Path,
+    run: &RunDir,
     epoch: usize,
-    ood_names: &[String],
+    ood_sets: &[OodSet],
     device: Device,
+    data_root: Option<&std::path::Path>,
 ) -> Result<EvalResult> {
-    let (cfg, net, epoch) = Net::load(dir, epoch, device)?;
-    let data = RunData::load(&cfg)?;
+    if ood_sets.is_empty() {
+        return Err(Error::invalid("OoD sets", "none given"));
+    }
+    let (mut cfg, net, epoch) = run.load_net(epoch, device)?;
+    if let Some(root) = data_root {
+        cfg.data.root = Some(root.to_path_buf());
+    }
+    let data = RunData::load(&cfg.data, cfg.seed)?;
     let norm = Normalizer::new(&data.normalization, device);
-    let src = DataSource {
-        root: cfg.data.root.clone(),
-        verify: cfg.data.verify,
-    };
+    let src = DataSource::from(&cfg.data);
     let batch = cfg.data.eval_batch_size;
     let feats = |d: &crate::data::Dataset| FeatureSet::extract(&net.model, d, &norm, batch);
-    let train = feats(&data.train);
-    let test = feats(&data.test);
-    let oods: Vec<FeatureSet> = ood_names
+    let train = feats(&data.train)?;
+    let test = feats(&data.test)?;
+    let oods: Vec<FeatureSet> = ood_sets
         .iter()
-        .map(|n| ood_set(&src, n, &data.test, &data.normalization, cfg.seed).map(|d| feats(&d)))
+        .map(|o| feats(&o.load(&src, &data.test, &data.normalization, cfg.seed)?))
         .collect::<Result<_>>()?;
-    let labels = Vec::<i64>::try_from(&train.labels).expect("i64 labels");
-    let classes = data.train.info.classes;
+    let classes = Some(data.train.info.classes);
+    let labels = Labels::new(train.labels.clone(), classes, "training split")?;
     let mut scores = vec![];
     let mut gda = BTreeMap::new();
-    for (name, pick) in [("gda_raw", 0), ("gda_normalized", 1)] {
-        let f = |s: &FeatureSet| {
-            if pick == 0 {
-                s.raw.shallow_clone()
-            } else {
-                s.normalized.shallow_clone()
-            }
-        };
+    for (name, kind) in [
+        (ScoreName::GdaRaw, FeatureKind::Raw),
+        (ScoreName::GdaNormalized, FeatureKind::Normalized),
+    ] {
         let (s, info) = ood::gda_scores(
             name,
-            &f(&train),
+            train.get(kind, false),
             &labels,
-            classes,
-            &f(&test),
-            &oods.iter().map(f).collect::<Vec<_>>(),
+            test.get(kind, false),
+            &oods
+                .iter()
+                .map(|o| o.get(kind, false).shallow_clone())
+                .collect::<Vec<_>>(),
         )?;
         scores.push(s);
-        gda.insert(name.to_string(), info);
+        gda.insert(name, info);
     }
     let ood_logits: Vec<Tensor> = oods.iter().map(|o| o.logits.shallow_clone()).collect();
-    scores.extend(ood::softmax_scores(&test.logits, &ood_logits, 1.0, ""));
+    scores.extend(ood::softmax_scores(&test.logits, &ood_logits, None));
     let temperature = if data.val.is_empty() {
         None
     } else {
-        let v = feats(&data.val);
-        Some(softmax::fit_temperature(&v.logits, &v.labels))
+        let v = feats(&data.val)?;
+        let y = Labels::new(v.labels.clone(), classes, "validation split")?;
+        Some(softmax::fit_temperature(&v.logits, &y.tensor()))
     };
-    if let Some(t) = temperature {
-        scores.extend(ood::softmax_scores(&test.logits, &ood_logits, t, "_t"));
+    if temperature.is_some() {
+        scores.extend(ood::softmax_scores(&test.logits, &ood_logits, temperature));
     }
     scores.push(Scored {
-        name: "feature_norm".into(),
+        name: ScoreName::FeatureNorm,
         id: ood::feature_norm(&test.raw),
         ood: oods.iter().map(|o| ood::feature_norm(&o.raw)).collect(),
     });
+    let names: Vec<String> = ood_sets.iter().map(|o| o.to_string()).collect();
     let mut r = result(
         &scores,
-        ood_names,
-        oods.iter().map(|o| o.labels.size()[0] as usize).collect(),
+        &names,
+        oods.iter().map(|o| o.labels.len()).collect(),
         gda,
+        device,
     )?;
-    let c = classify(&test.logits, &test.labels, 1.0)?;
+    let test_labels = Labels::new(test.labels.clone(), classes, "test split")?;
+    let c = classify(&test.logits, &test_labels, 1.0)?;
     let ece_t = temperature
-        .map(|t| classify(&test.logits, &test.labels, t).map(|c| c.ece))
+        .map(|t| classify(&test.logits, &test_labels, t).map(|c| c.ece))
         .transpose()?;
     r.id = Some(IdResult {
         n: data.test.len(),
@@ -204,7 +272,7 @@ pub fn eval_run(
         ece: c.ece,
         ece_temperature_scaled: ece_t,
     });
-    r.run = Some(dir.display().to_string());
+    r.run = Some(run.path().display().to_string());
     r.epoch = Some(epoch);
     r.temperature = temperature;
     Ok(r)

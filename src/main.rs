@@ -1,13 +1,22 @@
-//! The `ncood` binary: argument parsing, progress bars and exit codes over the library.
+//! The `ncood` binary: argument parsing, progress bars, printing and exit codes over the library.
+//!
+//! Exit codes: 0 success (also when stdout is closed early, e.g. by `| head`), 1 an error (the
+//! message names the file, field or value and the problem), 2 a usage error (bad flags).
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use ncood::data::{DataSource, Split, loader::Normalizer};
-use ncood::features::FeatureSet;
-use ncood::train::{self, Net, Progress, RunConfig, Start};
-use std::path::PathBuf;
+use ncood::config::RunConfig;
+use ncood::data::{DataSource, OodSet, RunData, Split, loader::Normalizer};
+use ncood::device::DeviceSpec;
+use ncood::features::{FeatureKind, FeatureSet, read_labels, read_matrix, read_vector};
+use ncood::run::RunDir;
+use ncood::train::{self, Group, Progress, Start};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// Out-of-distribution detection and Neural Collapse on DDU ResNets.
+///
+/// Exit status: 0 success, 1 error, 2 usage error.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -15,72 +24,62 @@ struct Cli {
     command: Command,
 }
 
+/// Where a command computes (every computing command takes these).
+#[derive(Args, Clone)]
+struct Compute {
+    /// auto | cpu | cuda | cuda:N (train: overrides the config's `device`).
+    #[arg(long)]
+    device: Option<DeviceSpec>,
+    /// libtorch CPU threads, 0 = one per core (train: overrides the config's `threads`).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl Compute {
+    fn setup(&self) -> Result<tch::Device> {
+        Ok(ncood::device::setup(
+            self.device.unwrap_or(DeviceSpec::Auto),
+            self.threads.unwrap_or(0),
+        )?)
+    }
+}
+
+/// A trained run's checkpoint and where to compute with it.
+#[derive(Args)]
+struct RunArgs {
+    run_dir: PathBuf,
+    /// Checkpoint epoch (default: the latest).
+    #[arg(long, default_value_t = 0)]
+    epoch: usize,
+    /// Data root to read data sets from instead of the one the run recorded.
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    #[command(flatten)]
+    compute: Compute,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train a model (or resume an interrupted run with --resume RUN_DIR).
-    Train {
-        /// TOML run configuration; every field has a default (see README).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Override a config field, e.g. --set model.l2=true --set optim.epochs=10 (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Shorthand for --set seed=N.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Shorthand for --set optim.epochs=N; with --resume, raises the epoch count (over-training).
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// auto | cpu | cuda | cuda:N (shorthand for --set device=...).
-        #[arg(long)]
-        device: Option<String>,
-        /// libtorch CPU threads (shorthand for --set threads=N).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Run directory (default runs/<data>-<arch>-w<width>-<l2|nol2>-s<seed>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue the run in this directory from its last checkpoint.
-        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set", "seed", "out", "device", "threads"])]
-        resume: Option<PathBuf>,
-    },
+    Train(TrainArgs),
     /// Write a trained run's logits (N x C, float32 .npy) on a data set, in data-set order.
     Predict {
-        run_dir: PathBuf,
-        /// Data set name (fashion-mnist, mnist, cifar10, cifar100, svhn), or with the test split a
-        /// generated OoD set (noise-uniform, noise-gaussian, flip-invert).
-        #[arg(long)]
-        data: String,
-        #[arg(long, value_enum, default_value = "test")]
-        split: Split,
+        #[command(flatten)]
+        data: DataArgs,
         /// Output .npy file.
         #[arg(long)]
         out: PathBuf,
-        /// Checkpoint epoch (default: the latest).
-        #[arg(long, default_value_t = 0)]
-        epoch: usize,
-        /// auto | cpu | cuda | cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: String,
     },
     /// Write a run's raw and normalised features, logits and labels of a data set as .npy files
     /// PREFIX.{raw,normalized,logits,labels}.npy (eval mode, no augmentation, data-set order).
     Features {
-        run_dir: PathBuf,
-        /// Data set name, or a generated OoD set (noise-uniform, noise-gaussian, flip-invert).
-        #[arg(long)]
-        data: String,
-        #[arg(long, value_enum, default_value = "test")]
-        split: Split,
+        #[command(flatten)]
+        data: DataArgs,
         #[arg(long, value_name = "PREFIX")]
         out: PathBuf,
-        #[arg(long, default_value_t = 0)]
-        epoch: usize,
-        #[arg(long, default_value = "auto")]
-        device: String,
     },
     /// Score OoD inputs from .npy files (features from any model): GDA, and the softmax family
-    /// when logits are given. Writes RESULT.json and prints a table.
+    /// when logits are given. Writes RESULT.json and prints a table. Computes in float64 on the CPU.
     Score {
         /// Training features, N x D (float32/float64).
         #[arg(long)]
@@ -101,13 +100,16 @@ enum Command {
         #[arg(long, value_delimiter = ',', requires = "id_logits")]
         ood_logits: Vec<PathBuf>,
         /// ID test labels (with --id-logits: accuracy and ECE).
-        #[arg(long)]
+        #[arg(long, requires = "id_logits")]
         id_labels: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        compute: Compute,
     },
     /// Neural Collapse (NC1-4) of features from .npy files and a classifier (weights W: C x D and
-    /// bias, as .npy or from an ncood/PyTorch-layout checkpoint's fc.weight / fc.bias).
+    /// bias, as .npy or from an ncood/PyTorch-layout checkpoint's fc.weight / fc.bias). Computes
+    /// in float64 on the CPU.
     Collapse {
         /// Features entering the classifier, N x D (float32/float64).
         #[arg(long)]
@@ -128,11 +130,13 @@ enum Command {
         /// A safetensors checkpoint holding fc.weight and fc.bias.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// Recorded in the result: which features these are (e.g. raw, normalized).
-        #[arg(long, default_value = "file")]
-        kind: String,
+        /// Which features these are (auto = the head's input, raw, normalized); recorded.
+        #[arg(long)]
+        kind: Option<FeatureKind>,
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        compute: Compute,
     },
     /// Run the NC-loss intervention (docs/SPEC.md section 7) from a run's checkpoint: a control group
     /// (cross-entropy) and an intervention group (NC loss), each in its own run directory.
@@ -146,24 +150,80 @@ enum Command {
         /// Epochs after which the learning rate steps down x0.1.
         #[arg(long, default_value_t = 10)]
         drop_after: usize,
-        /// Which groups to run (both by default; separate processes can run one each).
-        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [train::Group::Control, train::Group::Nc])]
-        groups: Vec<train::Group>,
+        /// Which groups to run (control,nc by default; separate processes can run one each).
+        #[arg(long, value_delimiter = ',', default_value = "control,nc")]
+        groups: Vec<Group>,
+        #[command(flatten)]
+        compute: Compute,
     },
     /// Evaluate a trained run against OoD sets: features, every score, every metric, written to
     /// RUN_DIR/eval/epoch-NNNN.{json,md} and printed.
     Eval {
-        run_dir: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
         /// OoD sets: registered data sets (test split) and/or generated ones. Default: MNIST
         /// (fashion-mnist runs) or SVHN and CIFAR-100 (cifar10 runs, when present), plus
         /// noise-uniform, noise-gaussian, flip-invert.
         #[arg(long, value_delimiter = ',')]
-        ood: Vec<String>,
-        #[arg(long, default_value_t = 0)]
-        epoch: usize,
-        #[arg(long, default_value = "auto")]
-        device: String,
+        ood: Vec<OodSet>,
     },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// TOML run configuration; every field has a default (see README).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config field, e.g. --set model.l2=true --set optim.epochs=10 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Shorthand for --set seed=N.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Shorthand for --set optim.epochs=N; with --resume, raises the epoch count (over-training).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Data root (shorthand for --set data.root=DIR; default $NCOOD_DATA, else the checkout's data/).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    #[command(flatten)]
+    compute: Compute,
+    /// Run directory (default runs/<data>-<arch>-w<width>-<l2|nol2>-s<seed>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set", "seed", "out", "data_root"])]
+    resume: Option<PathBuf>,
+}
+
+/// The data set a run's features are extracted from.
+#[derive(Args)]
+struct DataArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Data set name (fashion-mnist, mnist, cifar10, cifar100, svhn), or with the test split a
+    /// generated OoD set (noise-uniform, noise-gaussian, flip-invert).
+    #[arg(long)]
+    data: OodSet,
+    /// train | val | test.
+    #[arg(long, default_value = "test")]
+    split: Split,
+}
+
+/// Prints to stdout; a closed pipe (`ncood ... | head -1`) ends the process quietly with status 0.
+fn say(text: std::fmt::Arguments) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+macro_rules! say {
+    ($($t:tt)*) => { say(format_args!("{}\n", format_args!($($t)*))) };
 }
 
 fn bar_style() -> ProgressStyle {
@@ -204,103 +264,80 @@ fn progress_printer() -> impl FnMut(&str, Progress) {
     }
 }
 
-fn train_cmd(cfg: Option<RunConfig>, dir: PathBuf, epochs: Option<usize>) -> Result<()> {
-    let start = match cfg {
-        Some(cfg) => Start::New(Box::new(cfg)),
-        None => Start::Resume { epochs },
-    };
-    let mut show = progress_printer();
-    let summary = train::run(&dir, start, &mut |p| show("", p))
-        .with_context(|| format!("training run {}", dir.display()))?;
-    println!(
-        "done: {} epochs, test accuracy {:.4}, {:.0} img/s on {} ({} threads)",
-        summary.epochs,
-        summary.final_test_acc,
-        summary.mean_images_per_s,
-        summary.device,
-        summary.threads
+/// One epoch's log line on the terminal, with its tracking when present.
+fn print_epoch(prefix: &str, l: &ncood::run::EpochLog) {
+    say!(
+        "{prefix}epoch {:>3}  lr {:.4}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:.1} s  {:.0} img/s",
+        l.epoch,
+        l.lr,
+        l.train_loss,
+        l.train_acc,
+        l.test_acc,
+        l.seconds,
+        l.images_per_s
     );
-    println!("results: {}", dir.display());
-    Ok(())
+    if let Some(t) = &l.track {
+        say!(
+            "{prefix}  NC1 {}  NC2 equinorm {:.4} max-angle {:.4}  NC3 {:.4}  NC4 {:.4}  GDA AUROC vs {} {:.4}  top-N FP {}  ({:.1} s)",
+            nc1_text(&t.nc),
+            t.nc.nc2.equinorm_means,
+            t.nc.nc2.maxangle_means,
+            t.nc.nc3,
+            t.nc.nc4,
+            t.ood,
+            t.gda_auroc,
+            t.topn_false_positives,
+            t.seconds
+        );
+    }
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Command::Train {
-            config,
-            set,
-            seed,
-            epochs,
-            device,
-            threads,
-            out,
-            resume,
-        } => {
-            if let Some(dir) = resume {
-                return train_cmd(None, dir, epochs);
-            }
-            let text = match &config {
-                Some(p) => std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?,
-                None => String::new(),
-            };
-            let mut overrides = set;
-            let short = [
-                seed.map(|s| format!("seed={s}")),
-                epochs.map(|e| format!("optim.epochs={e}")),
-                device.map(|d| format!("device=\"{d}\"")),
-                threads.map(|t| format!("threads={t}")),
-            ];
-            overrides.extend(short.into_iter().flatten());
-            let cfg = RunConfig::from_toml(&text, &overrides).with_context(|| match &config {
-                Some(p) => format!("configuration {}", p.display()),
-                None => "configuration".into(),
-            })?;
-            let dir = out.unwrap_or_else(|| {
-                PathBuf::from("runs").join(format!(
-                    "{}-{}-w{}-{}-s{}",
-                    cfg.data.name,
-                    format!("{:?}", cfg.model.arch).to_lowercase(),
-                    cfg.model.width,
-                    if cfg.model.l2 { "l2" } else { "nol2" },
-                    cfg.seed
-                ))
-            });
-            train_cmd(Some(cfg), dir, None)
+fn nc1_text(c: &ncood::collapse::Collapse) -> String {
+    match c.nc1 {
+        Some(v) => format!("{v:.4e}"),
+        None => "undefined".into(),
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
         }
-        Command::Predict {
-            run_dir,
-            data,
-            split,
-            out,
-            epoch,
-            device,
-        } => {
-            let (f, epoch) = features_of(&run_dir, &data, split, epoch, &device)?;
-            ncood::checkpoint::write_npy(&out, &f.logits)?;
+    };
+    if let Err(e) = dispatch(cli.command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Train(a) => train_cmd(a),
+        Command::Predict { data, out } => {
+            let (f, epoch) = features_of(&data)?;
+            ncood::features::write_f32(&out, &f.logits)?;
             let s = f.logits.size();
-            println!(
-                "wrote {data} logits ({} x {}) of epoch {epoch} to {}",
+            say!(
+                "wrote {} logits ({} x {}) of epoch {epoch} to {}",
+                data.data,
                 s[0],
                 s[1],
                 out.display()
             );
             Ok(())
         }
-        Command::Features {
-            run_dir,
-            data,
-            split,
-            out,
-            epoch,
-            device,
-        } => {
-            let (f, epoch) = features_of(&run_dir, &data, split, epoch, &device)?;
-            let n = f.labels.size()[0];
+        Command::Features { data, out } => {
+            let (f, epoch) = features_of(&data)?;
             f.write(&out)?;
             let paths = FeatureSet::paths(&out).map(|p| p.display().to_string());
-            println!(
-                "wrote features of {data} ({n} samples, epoch {epoch}): {}",
+            say!(
+                "wrote features of {} ({} samples, epoch {epoch}): {}",
+                data.data,
+                f.labels.len(),
                 paths.join(", ")
             );
             Ok(())
@@ -314,35 +351,38 @@ fn main() -> Result<()> {
             ood_logits,
             id_labels,
             out,
+            compute,
         } => {
-            use ncood::features::{read_labels, read_matrix};
-            let stem = |p: &PathBuf| {
+            compute.setup()?;
+            let stem = |p: &Path| {
                 p.file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default()
             };
+            let id_logits = id_logits.as_deref().map(read_matrix).transpose()?;
+            let classes = id_logits.as_ref().map(|l| l.size()[1] as usize);
             let inputs = ncood::evaluate::FileInputs {
                 train_features: read_matrix(&train_features)?,
-                train_labels: read_labels(&train_labels)?,
+                train_labels: read_labels(&train_labels, None)?,
                 id_features: read_matrix(&id_features)?,
                 ood: ood_features
                     .iter()
                     .map(|p| Ok((stem(p), read_matrix(p)?)))
                     .collect::<ncood::Result<_>>()?,
-                id_logits: id_logits.as_deref().map(read_matrix).transpose()?,
                 ood_logits: ood_logits
                     .iter()
                     .map(|p| read_matrix(p))
                     .collect::<ncood::Result<_>>()?,
                 id_labels: id_labels
                     .as_deref()
-                    .map(|p| read_labels(p).map(|v| tch::Tensor::from_slice(&v)))
+                    .map(|p| read_labels(p, classes))
                     .transpose()?,
+                id_logits,
             };
             let r = ncood::evaluate::score_files(&inputs)?;
-            write_result(&r, &out)?;
-            print!("{}", ncood::evaluate::markdown(&r));
-            println!("results: {}", out.display());
+            ncood::atomic::write_json(&out, &r)?;
+            say!("{}", ncood::evaluate::markdown(&r));
+            say!("results: {}", out.display());
             Ok(())
         }
         Command::Collapse {
@@ -353,34 +393,45 @@ fn main() -> Result<()> {
             checkpoint,
             kind,
             out,
+            compute,
         } => {
-            use ncood::features::{read_labels, read_matrix};
+            compute.setup()?;
             let h = read_matrix(&features)?;
-            let y = read_labels(&labels)?;
             let (w, b) = match (weights, checkpoint) {
                 (Some(w), _) => (
                     read_matrix(&w)?,
-                    bias.as_deref().map(read_bias).transpose()?,
+                    bias.as_deref().map(read_vector).transpose()?,
                 ),
                 (None, Some(c)) => {
                     let (t, _) = ncood::checkpoint::read(&c)?;
                     let w = t
                         .get("fc.weight")
                         .with_context(|| format!("{} has no fc.weight", c.display()))?;
+                    anyhow::ensure!(
+                        w.dim() == 2,
+                        "{}: fc.weight has shape {:?}, expected C x D",
+                        c.display(),
+                        w.size()
+                    );
                     (
-                        w.shallow_clone(),
-                        t.get("fc.bias").map(|b| b.shallow_clone()),
+                        w.to_kind(tch::Kind::Double),
+                        t.get("fc.bias").map(|b| b.to_kind(tch::Kind::Double)),
                     )
                 }
-                (None, None) => unreachable!("clap requires one"),
+                (None, None) => anyhow::bail!("give --weights or --checkpoint"),
             };
-            let classes = w.size()[0] as usize;
-            let r = ncood::collapse::measure(&h, &y, classes, &w, b.as_ref(), &kind, 4096)?;
-            let text = serde_json::to_string_pretty(&r)? + "\n";
-            ncood::checkpoint::write_atomic(&out, text.as_bytes())?;
-            println!(
-                "NC1 {:.4e}  NC2 equinorm {:.4} / {:.4}  equiangularity {:.4} / {:.4}  max-angle {:.4} / {:.4} (means / weights)  NC3 {:.4}  NC4 {:.4}",
-                r.nc1,
+            if let Some(b) = &b {
+                anyhow::ensure!(
+                    b.isfinite().all().int64_value(&[]) == 1,
+                    "the classifier bias contains NaN or inf"
+                );
+            }
+            let y = read_labels(&labels, Some(w.size()[0] as usize))?;
+            let r = ncood::collapse::measure(&h, &y, &w, b.as_ref(), kind, 4096)?;
+            ncood::atomic::write_json(&out, &r)?;
+            say!(
+                "NC1 {}  NC2 equinorm {:.4} / {:.4}  equiangularity {:.4} / {:.4}  max-angle {:.4} / {:.4} (means / weights)  NC3 {:.4}  NC4 {:.4}",
+                nc1_text(&r),
                 r.nc2.equinorm_means,
                 r.nc2.equinorm_weights,
                 r.nc2.equiangularity_means,
@@ -390,7 +441,10 @@ fn main() -> Result<()> {
                 r.nc3,
                 r.nc4
             );
-            println!("results: {}", out.display());
+            if let Some(why) = &r.nc1_undefined {
+                say!("NC1 is undefined: {why}");
+            }
+            say!("results: {}", out.display());
             Ok(())
         }
         Command::Intervene {
@@ -399,127 +453,130 @@ fn main() -> Result<()> {
             epochs,
             drop_after,
             groups,
+            compute,
         } => {
             let mut show = progress_printer();
-            let dirs = train::intervene(
-                &run_dir,
+            let plan = train::Intervention {
                 from_epoch,
                 epochs,
                 drop_after,
-                &groups,
+                groups,
+            };
+            let dirs = train::intervene(
+                &run_dir,
+                &plan,
+                compute.device,
+                compute.threads,
                 &mut |group, p| show(&format!("{group} "), p),
             )?;
             let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            println!("results: {}", dirs.join(" and "));
+            say!("results: {}", dirs.join(" and "));
             Ok(())
         }
-        Command::Eval {
-            run_dir,
-            ood,
-            epoch,
-            device,
-        } => {
-            let dev = train::parse_device(&device)?;
-            let cfg = RunConfig::from_file(&run_dir.join(train::CONFIG_FILE), &[])?;
+        Command::Eval { run, ood } => {
+            let device = run.compute.setup()?;
+            let dir = RunDir::new(&run.run_dir);
             let ood = if ood.is_empty() {
-                default_ood(&cfg)
+                let cfg = dir.config()?;
+                let src = DataSource::from(&cfg.data);
+                OodSet::defaults(cfg.data.name, run.data_root.as_deref().unwrap_or(&src.root))
             } else {
                 ood
             };
-            let r = ncood::evaluate::eval_run(&run_dir, epoch, &ood, dev)?;
-            let dir = run_dir.join("eval");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let base = dir.join(format!("epoch-{:04}", r.epoch.unwrap_or(0)));
-            write_result(&r, &base.with_extension("json"))?;
+            let r =
+                ncood::evaluate::eval_run(&dir, run.epoch, &ood, device, run.data_root.as_deref())?;
             let md = ncood::evaluate::markdown(&r);
-            ncood::checkpoint::write_atomic(&base.with_extension("md"), md.as_bytes())?;
-            print!("{md}");
-            println!("results: {}.{{json,md}}", base.display());
+            let epoch = r.epoch.unwrap_or(0);
+            dir.lock()?.write_eval(epoch, &r, &md)?;
+            say!("{md}");
+            say!(
+                "results: {}.{{json,md}}",
+                dir.eval_path(epoch, "*").with_extension("").display()
+            );
             Ok(())
         }
     }
 }
 
-/// One eval pass of a run's checkpoint (`epoch`, 0 = latest) over a data set: a registered set's
-/// split, or for the test split also a generated OoD set.
-fn features_of(
-    run_dir: &std::path::Path,
-    data: &str,
-    split: Split,
-    epoch: usize,
-    device: &str,
-) -> Result<(FeatureSet, usize)> {
-    let dev = train::parse_device(device)?;
-    let (cfg, net, epoch) = Net::load(run_dir, epoch, dev)?;
-    let id = train::RunData::load(&cfg)?;
-    let src = DataSource {
-        root: cfg.data.root.clone(),
-        verify: cfg.data.verify,
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    let TrainArgs {
+        config,
+        set,
+        seed,
+        epochs,
+        data_root,
+        compute,
+        out,
+        resume,
+    } = a;
+    let (dir, start) = match resume {
+        Some(dir) => (
+            dir,
+            Start::Resume {
+                epochs,
+                device: compute.device,
+                threads: compute.threads,
+            },
+        ),
+        None => {
+            let text = match &config {
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?,
+                None => String::new(),
+            };
+            let mut overrides = set;
+            let short = [
+                seed.map(|s| format!("seed={s}")),
+                epochs.map(|e| format!("optim.epochs={e}")),
+                compute.device.map(|d| format!("device=\"{d}\"")),
+                compute.threads.map(|t| format!("threads={t}")),
+                data_root.map(|r| format!("data.root={:?}", r.display().to_string())),
+            ];
+            overrides.extend(short.into_iter().flatten());
+            let cfg = RunConfig::from_toml(&text, &overrides).with_context(|| match &config {
+                Some(p) => format!("configuration {}", p.display()),
+                None => "configuration".into(),
+            })?;
+            let dir = out.unwrap_or_else(|| PathBuf::from("runs").join(cfg.run_name()));
+            (dir, Start::New(Box::new(cfg)))
+        }
     };
-    let set = if split == Split::Test {
-        ncood::data::ood_set(&src, data, &id.test, &id.normalization, cfg.seed)?
-    } else {
-        src.load(data, split, cfg.seed, cfg.data.val_fraction)?
+    let mut show = progress_printer();
+    let summary = train::run(&dir, start, &mut |p| show("", p))
+        .with_context(|| format!("training run {}", dir.display()))?;
+    say!(
+        "done: {} epochs, test accuracy {:.4}, {:.0} img/s on {} ({} threads)",
+        summary.epochs,
+        summary.final_test_acc,
+        summary.mean_images_per_s,
+        summary.provenance.device,
+        summary.provenance.threads
+    );
+    say!("results: {}", dir.display());
+    Ok(())
+}
+
+/// One eval pass of a run's checkpoint over a data set: a registered set's split, or for the test
+/// split also a generated OoD set.
+fn features_of(a: &DataArgs) -> Result<(FeatureSet, usize)> {
+    let device = a.run.compute.setup()?;
+    let (mut cfg, net, epoch) = RunDir::new(&a.run.run_dir).load_net(a.run.epoch, device)?;
+    if let Some(root) = &a.run.data_root {
+        cfg.data.root = Some(root.clone());
+    }
+    let id = RunData::load(&cfg.data, cfg.seed)?;
+    let src = DataSource::from(&cfg.data);
+    let set = match (a.data, a.split) {
+        (set, Split::Test) => set.load(&src, &id.test, &id.normalization, cfg.seed)?,
+        (OodSet::Data(kind), split) => src.load(kind, split, cfg.seed, cfg.data.val_fraction)?,
+        (OodSet::Generated(g), split) => anyhow::bail!(
+            "{} is a generated OoD set: it has only a test split, not {split}",
+            g.name()
+        ),
     };
-    let norm = Normalizer::new(&id.normalization, dev);
+    let norm = Normalizer::new(&id.normalization, device);
     Ok((
-        FeatureSet::extract(&net.model, &set, &norm, cfg.data.eval_batch_size),
+        FeatureSet::extract(&net.model, &set, &norm, cfg.data.eval_batch_size)?,
         epoch,
     ))
-}
-
-/// A 1-D float .npy (the classifier bias).
-fn read_bias(p: &std::path::Path) -> Result<tch::Tensor> {
-    let t = tch::Tensor::read_npy(p).with_context(|| format!("reading {}", p.display()))?;
-    anyhow::ensure!(
-        t.dim() == 1,
-        "{}: expected a 1-D bias, got shape {:?}",
-        p.display(),
-        t.size()
-    );
-    Ok(t.to_kind(tch::Kind::Double))
-}
-
-/// One epoch's log line on the terminal, with its tracking when present.
-fn print_epoch(prefix: &str, l: &train::EpochLog) {
-    println!(
-        "{prefix}epoch {:>3}  lr {:.4}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:.1} s  {:.0} img/s",
-        l.epoch, l.lr, l.train_loss, l.train_acc, l.test_acc, l.seconds, l.images_per_s
-    );
-    if let Some(t) = &l.track {
-        println!(
-            "{prefix}  NC1 {:.4e}  NC2 equinorm {:.4} max-angle {:.4}  NC3 {:.4}  NC4 {:.4}  GDA AUROC vs {} {:.4}  top-N FP {}  ({:.1} s)",
-            t.nc.nc1,
-            t.nc.nc2.equinorm_means,
-            t.nc.nc2.maxangle_means,
-            t.nc.nc3,
-            t.nc.nc4,
-            t.ood,
-            t.gda_auroc,
-            t.topn_false_positives,
-            t.seconds
-        );
-    }
-}
-
-fn write_result(r: &ncood::evaluate::EvalResult, path: &std::path::Path) -> Result<()> {
-    let text = serde_json::to_string_pretty(r)? + "\n";
-    Ok(ncood::checkpoint::write_atomic(path, text.as_bytes())?)
-}
-
-/// The paper's OoD sets for the run's ID set (those whose folder exists under the data root), plus
-/// the generated ones.
-fn default_ood(cfg: &RunConfig) -> Vec<String> {
-    let real: &[&str] = match cfg.data.name.as_str() {
-        "fashion-mnist" => &["mnist"],
-        "cifar10" => &["svhn", "cifar100"],
-        _ => &[],
-    };
-    let mut out: Vec<String> = real
-        .iter()
-        .filter(|n| cfg.data.root.join(n).exists())
-        .map(|s| s.to_string())
-        .collect();
-    out.extend(ncood::data::GENERATED.iter().map(|s| s.to_string()));
-    out
 }

@@ -28,13 +28,13 @@ pub struct Detection {
 
 fn check(name: &str, v: &[f64]) -> Result<()> {
     if v.is_empty() {
-        return Err(Error::config(name, "no samples"));
+        return Err(Error::invalid(name, "no samples"));
     }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(Error::config(
-            name,
-            format!("score of sample {i} is {}", v[i]),
-        ));
+        return Err(Error::NonFinite {
+            what: format!("{name}: score {}", v[i]),
+            location: format!("sample {i}"),
+        });
     }
     Ok(())
 }

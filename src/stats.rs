@@ -6,6 +6,7 @@
 //! scatter about the class means (no cancellation from raw second moments). Working memory is
 //! C x D x D plus one chunk, whatever N is.
 use crate::error::{Error, Result};
+use crate::features::Labels;
 use tch::{Device, Kind, Tensor};
 
 /// Rows converted and multiplied at once.
@@ -20,17 +21,12 @@ pub struct ClassStats {
 }
 
 impl ClassStats {
-    /// Statistics of `features` (N x D, any float kind, any device) with `labels` in 0..classes;
-    /// `what` names the caller in errors. Every class must have a sample.
-    pub fn new(
-        features: &Tensor,
-        labels: &[i64],
-        classes: usize,
-        what: &str,
-        chunk: usize,
-    ) -> Result<ClassStats> {
+    /// Statistics of `features` (N x D, any float kind, any device) with `labels`; `what` names
+    /// the caller in errors. Every class must have a sample.
+    pub fn new(features: &Tensor, labels: &Labels, what: &str, chunk: usize) -> Result<ClassStats> {
+        let classes = labels.classes();
         let (n, d) = match features.size()[..] {
-            [n, d] if n as usize == labels.len() => (n as usize, d),
+            [n, d] if n as usize == labels.len() && d > 0 => (n as usize, d),
             _ => {
                 return Err(Error::ShapeMismatch {
                     what: format!("{what} features"),
@@ -40,20 +36,14 @@ impl ClassStats {
             }
         };
         let mut by_class: Vec<Vec<i64>> = vec![vec![]; classes];
-        for (i, &l) in labels.iter().enumerate() {
-            let c = usize::try_from(l)
-                .ok()
-                .filter(|&c| c < classes)
-                .ok_or_else(|| {
-                    Error::config(
-                        format!("{what} labels"),
-                        format!("label of sample {i} is {l}, expected 0..{classes}"),
-                    )
-                })?;
-            by_class[c].push(i as i64);
+        for (i, &l) in labels.values().iter().enumerate() {
+            by_class[l as usize].push(i as i64); // Labels guarantees 0 <= l < classes
         }
         if let Some(c) = by_class.iter().position(|v| v.is_empty()) {
-            return Err(Error::config(what, format!("class {c} has no samples")));
+            return Err(Error::invalid(
+                format!("{what} labels"),
+                format!("class {c} has no samples"),
+            ));
         }
         let chunk = chunk.max(1);
         let rows = |idx: &[i64]| {

@@ -1,6 +1,11 @@
 //! Neural Collapse: exact zeros under perfect collapse, agreement with a direct dense computation,
 //! scale invariance of NC1, streaming = one-shot, and NC-loss gradients against finite differences.
 use ncood::collapse::{measure, nc_loss};
+use ncood::features::{FeatureKind, Labels};
+
+fn lab(v: &[i64], c: i64) -> Labels {
+    Labels::new(v.to_vec(), Some(c as usize), "test labels").unwrap()
+}
 use tch::{Device, Kind, Tensor};
 
 const D: (Kind, Device) = (Kind::Double, Device::Cpu);
@@ -21,16 +26,15 @@ fn perfect_collapse_gives_zeros() {
     let h = m.index_select(0, &Tensor::from_slice(&labels)) + &offset;
     let r = measure(
         &h,
-        &labels,
-        c as usize,
+        &lab(&labels, c),
         &m,
         Some(&Tensor::zeros([c], D)),
-        "raw",
+        Some(FeatureKind::Raw),
         6,
     )
     .unwrap();
     for (name, v) in [
-        ("nc1", r.nc1),
+        ("nc1", r.nc1.unwrap()),
         ("equinorm_means", r.nc2.equinorm_means),
         ("equinorm_weights", r.nc2.equinorm_weights),
         ("equiangularity_means", r.nc2.equiangularity_means),
@@ -135,9 +139,17 @@ fn random_features_match_direct_computation_and_streaming() {
     let h = Tensor::randn([n as i64, dim], D)
         + Tensor::randn([c, dim], D).index_select(0, &Tensor::from_slice(&labels)) * 1.5;
     let (w, b) = (Tensor::randn([c, dim], D), Tensor::randn([c], D));
-    let r = measure(&h, &labels, c as usize, &w, Some(&b), "raw", 7).unwrap();
+    let r = measure(
+        &h,
+        &lab(&labels, c),
+        &w,
+        Some(&b),
+        Some(FeatureKind::Raw),
+        7,
+    )
+    .unwrap();
     let got = [
-        r.nc1,
+        r.nc1.unwrap(),
         r.nc2.equinorm_means,
         r.nc2.equinorm_weights,
         r.nc2.equiangularity_means,
@@ -155,21 +167,44 @@ fn random_features_match_direct_computation_and_streaming() {
         );
     }
     // Streaming in chunks equals one pass over everything.
-    let one = measure(&h, &labels, c as usize, &w, Some(&b), "raw", n).unwrap();
-    assert!((one.nc1 - r.nc1).abs() <= 1e-12 * r.nc1);
+    let one = measure(
+        &h,
+        &lab(&labels, c),
+        &w,
+        Some(&b),
+        Some(FeatureKind::Raw),
+        n,
+    )
+    .unwrap();
+    let nc1 = r.nc1.unwrap();
+    assert!((one.nc1.unwrap() - nc1).abs() <= 1e-12 * nc1);
     assert_eq!(one.nc4, r.nc4);
     // NC1 is unchanged when every feature is scaled by a constant.
-    let scaled = measure(&(&h * 3.7), &labels, c as usize, &w, Some(&b), "raw", 7).unwrap();
+    let scaled = measure(
+        &(&h * 3.7),
+        &lab(&labels, c),
+        &w,
+        Some(&b),
+        Some(FeatureKind::Raw),
+        7,
+    )
+    .unwrap();
     assert!(
-        (scaled.nc1 - r.nc1).abs() <= 1e-10 * r.nc1,
-        "{} vs {}",
-        scaled.nc1,
-        r.nc1
+        (scaled.nc1.unwrap() - nc1).abs() <= 1e-10 * nc1,
+        "{:?} vs {nc1}",
+        scaled.nc1
     );
     // A class without samples is an error.
-    let e = measure(&h, &labels, 6, &Tensor::randn([6, dim], D), None, "raw", 7)
-        .unwrap_err()
-        .to_string();
+    let e = measure(
+        &h,
+        &lab(&labels, 6),
+        &Tensor::randn([6, dim], D),
+        None,
+        None,
+        7,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("class 5 has no samples"), "{e}");
 }
 

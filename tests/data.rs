@@ -18,7 +18,7 @@ fn idx_gzip_and_plain_read_and_verify() {
     let tmp = tempfile::tempdir().unwrap();
     fake_fashion_mnist(tmp.path(), 50, 20);
     let train = source(tmp.path(), false)
-        .read_file_split("fashion-mnist", true)
+        .read_file_split("fashion-mnist".parse().unwrap(), true)
         .unwrap();
     let (px, lb) = digit_like(50, 1);
     assert_eq!(train.pixels, px);
@@ -37,12 +37,12 @@ fn idx_gzip_and_plain_read_and_verify() {
     )
     .unwrap();
     let test = source(tmp.path(), false)
-        .load("fashion-mnist", Split::Test, 0, 0.1)
+        .load("fashion-mnist".parse().unwrap(), Split::Test, 0, 0.1)
         .unwrap();
     assert_eq!(test.pixels, test_px);
     // These are not the published files: with verification on, the digest check names the file.
     let err = source(tmp.path(), true)
-        .read_file_split("fashion-mnist", true)
+        .read_file_split("fashion-mnist".parse().unwrap(), true)
         .unwrap_err();
     assert!(matches!(err, Error::Digest { .. }), "{err}");
     assert!(
@@ -61,7 +61,7 @@ fn idx_truncated_corrupt_and_mismatched_are_errors() {
     // Truncated gzip stream.
     std::fs::write(&imgs, &good[..good.len() / 2]).unwrap();
     let e = source(tmp.path(), false)
-        .read_file_split("fashion-mnist", true)
+        .read_file_split("fashion-mnist".parse().unwrap(), true)
         .unwrap_err()
         .to_string();
     assert!(
@@ -73,7 +73,7 @@ fn idx_truncated_corrupt_and_mismatched_are_errors() {
     let payload = ncood::data::idx::encode_idx(&[30, 28, 28], &px);
     std::fs::write(&imgs, gzip(&payload[..payload.len() - 100])).unwrap();
     let e = source(tmp.path(), false)
-        .read_file_split("fashion-mnist", true)
+        .read_file_split("fashion-mnist".parse().unwrap(), true)
         .unwrap_err()
         .to_string();
     assert!(
@@ -88,7 +88,7 @@ fn idx_truncated_corrupt_and_mismatched_are_errors() {
     )
     .unwrap();
     let e = source(tmp.path(), false)
-        .read_file_split("fashion-mnist", true)
+        .read_file_split("fashion-mnist".parse().unwrap(), true)
         .unwrap_err()
         .to_string();
     assert!(
@@ -102,7 +102,7 @@ fn idx_truncated_corrupt_and_mismatched_are_errors() {
     )
     .unwrap();
     let e = source(tmp.path(), false)
-        .read_file_split("fashion-mnist", true)
+        .read_file_split("fashion-mnist".parse().unwrap(), true)
         .unwrap_err()
         .to_string();
     assert!(e.contains("label 0 is 11"), "{e}");
@@ -113,7 +113,7 @@ fn idx_truncated_corrupt_and_mismatched_are_errors() {
     )
     .unwrap();
     let e = source(tmp.path(), false)
-        .read_file_split("fashion-mnist", true)
+        .read_file_split("fashion-mnist".parse().unwrap(), true)
         .unwrap_err()
         .to_string();
     assert!(e.contains("[N, 28, 28]"), "{e}");
@@ -124,17 +124,16 @@ fn missing_files_and_unknown_sets_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     for name in ["fashion-mnist", "mnist", "cifar10", "cifar100", "svhn"] {
         let e = source(tmp.path(), true)
-            .load(name, Split::Test, 0, 0.1)
+            .load(name.parse().unwrap(), Split::Test, 0, 0.1)
             .unwrap_err();
         assert!(matches!(e, Error::MissingData { .. }), "{name}: {e}");
         assert!(e.to_string().contains(name), "{e}");
     }
+    let e = "imagenet".parse::<ncood::data::DatasetKind>().unwrap_err();
+    assert!(matches!(e, Error::UnknownDataset { .. }));
+    assert!(e.to_string().contains("imagenet") && e.to_string().contains("cifar100"));
     let e = source(tmp.path(), true)
-        .load("imagenet", Split::Test, 0, 0.1)
-        .unwrap_err();
-    assert!(matches!(e, Error::UnknownDataset(_)));
-    let e = source(tmp.path(), true)
-        .load("mnist", Split::Train, 0, 0.1)
+        .load("mnist".parse().unwrap(), Split::Train, 0, 0.1)
         .unwrap_err();
     assert!(e.to_string().contains("only test"), "{e}");
 }
@@ -164,7 +163,7 @@ fn cifar_archive_and_folder() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("cifar-10-binary.tar.gz"), tar_gz(&files)).unwrap();
     let train = source(tmp.path(), false)
-        .read_file_split("cifar10", true)
+        .read_file_split("cifar10".parse().unwrap(), true)
         .unwrap();
     assert_eq!(train.len(), 5 * n);
     assert_eq!(&train.pixels[..3072 * n], &imgs[..]);
@@ -173,19 +172,19 @@ fn cifar_archive_and_folder() {
         labels.iter().map(|&l| l as i64).collect::<Vec<_>>()[..]
     );
     let test = source(tmp.path(), false)
-        .read_file_split("cifar10", false)
+        .read_file_split("cifar10".parse().unwrap(), false)
         .unwrap();
     assert_eq!(test.len(), 4);
     // The archive is checked against the published digest.
     let e = source(tmp.path(), true)
-        .read_file_split("cifar10", true)
+        .read_file_split("cifar10".parse().unwrap(), true)
         .unwrap_err();
     assert!(matches!(e, Error::Digest { .. }), "{e}");
     // A corrupt archive is an error naming it.
     let good = std::fs::read(dir.join("cifar-10-binary.tar.gz")).unwrap();
     std::fs::write(dir.join("cifar-10-binary.tar.gz"), &good[..good.len() / 3]).unwrap();
     let e = source(tmp.path(), false)
-        .read_file_split("cifar10", true)
+        .read_file_split("cifar10".parse().unwrap(), true)
         .unwrap_err()
         .to_string();
     assert!(e.contains("cifar-10-binary.tar.gz"), "{e}");
@@ -197,7 +196,7 @@ fn cifar_archive_and_folder() {
         std::fs::write(dir.join(path), bytes).unwrap();
     }
     let from_folder = source(tmp.path(), true)
-        .read_file_split("cifar10", true)
+        .read_file_split("cifar10".parse().unwrap(), true)
         .unwrap();
     assert_eq!(from_folder.pixels, train.pixels);
     // Truncated batch file.
@@ -205,7 +204,7 @@ fn cifar_archive_and_folder() {
     let bytes = std::fs::read(&batch).unwrap();
     std::fs::write(&batch, &bytes[..bytes.len() - 1]).unwrap();
     let e = source(tmp.path(), false)
-        .read_file_split("cifar10", true)
+        .read_file_split("cifar10".parse().unwrap(), true)
         .unwrap_err()
         .to_string();
     assert!(
@@ -277,13 +276,13 @@ fn svhn_mat_plain_and_compressed() {
     .unwrap();
     assert_eq!(
         source(tmp.path(), false)
-            .load("svhn", Split::Test, 0, 0.1)
+            .load("svhn".parse().unwrap(), Split::Test, 0, 0.1)
             .unwrap()
             .len(),
         n
     );
     let e = source(tmp.path(), true)
-        .load("svhn", Split::Test, 0, 0.1)
+        .load("svhn".parse().unwrap(), Split::Test, 0, 0.1)
         .unwrap_err();
     assert!(matches!(e, Error::Digest { .. }));
 }
@@ -306,7 +305,7 @@ fn normalization_matches_direct_formula() {
     let tmp = tempfile::tempdir().unwrap();
     fake_fashion_mnist(tmp.path(), 40, 10);
     let d = source(tmp.path(), false)
-        .read_file_split("fashion-mnist", true)
+        .read_file_split("fashion-mnist".parse().unwrap(), true)
         .unwrap();
     let n = Normalization::of(&d).unwrap();
     let vals: Vec<f64> = d.pixels.iter().map(|&p| p as f64 / 255.0).collect();

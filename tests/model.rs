@@ -2,7 +2,6 @@
 //! export, and checkpoints that reload to the same logits.
 use ncood::checkpoint;
 use ncood::model::{Arch, ModelConfig, ResNet};
-use std::collections::HashMap;
 use tch::{Device, Kind, Tensor, nn};
 
 fn build(arch: Arch, modded: bool, l2: bool, channels: i64, side: i64) -> (nn::VarStore, ResNet) {
@@ -117,12 +116,22 @@ fn checkpoint_roundtrip_gives_same_logits() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("state.safetensors");
     let state: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    let meta: HashMap<String, String> = [("epoch".to_string(), "3".to_string())].into();
+    let meta: checkpoint::Metadata = [("epoch".to_string(), "3".to_string())].into();
     checkpoint::write(&path, &state, &meta).unwrap();
+    // The same tensors in another order give the same bytes (sorted names and metadata).
+    let reversed: Vec<(String, Tensor)> = state
+        .iter()
+        .rev()
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
+    assert_eq!(
+        checkpoint::to_bytes(&state, &meta).unwrap(),
+        checkpoint::to_bytes(&reversed, &meta).unwrap()
+    );
     let (vs2, m2) = build(Arch::Resnet18, true, true, 1, 28);
     let (tensors, meta2) = checkpoint::read(&path).unwrap();
     assert_eq!(meta2["epoch"], "3");
-    checkpoint::load_into(&vs2, &tensors, "", &path).unwrap();
+    checkpoint::load_into(vs2.variables(), &tensors, &path).unwrap();
     let after = tch::no_grad(|| m2.forward_t(&x, false).logits);
     assert_eq!(f64::try_from((before - after).abs().max()).unwrap(), 0.0);
     // A corrupt file is an error naming it.

@@ -2,7 +2,12 @@
 //! and the `ncood score` command on .npy files.
 mod common;
 use ncood::Error;
+use ncood::features::Labels;
 use ncood::ood::gda::{Gda, jitter_ladder};
+
+fn labels(v: &[i64], c: usize) -> ncood::Result<Labels> {
+    Labels::new(v.to_vec(), Some(c), "test labels")
+}
 use std::process::Command;
 use tch::{Kind, Tensor};
 
@@ -45,8 +50,7 @@ fn log_density_matches_direct_formula() {
     let a = [[0.0, 0.1], [1.0, 0.9], [2.0, 2.3], [0.5, -0.2]];
     let b = [[5.0, 1.0], [6.0, 3.0], [5.5, 1.5]];
     let feats = t(&[a[0], b[0], a[1], a[2], b[1], a[3], b[2]]);
-    let labels = [0, 1, 0, 0, 1, 0, 1];
-    let g = Gda::fit(&feats, &labels, 2).unwrap();
+    let g = Gda::fit(&feats, &labels(&[0, 1, 0, 0, 1, 0, 1], 2).unwrap()).unwrap();
     assert_eq!(g.info.jitter, 0.0);
     assert_eq!(g.info.class_counts, vec![4, 3]);
     let (ma, sa) = mean_cov(&a);
@@ -91,8 +95,7 @@ fn rank_deficient_covariance_gets_recorded_jitter() {
         [1.0, 0.0],
         [1.0, 1.0],
     ]);
-    let labels = [0, 0, 0, 0, 1, 1, 1];
-    let g = Gda::fit(&feats, &labels, 2).unwrap();
+    let g = Gda::fit(&feats, &labels(&[0, 0, 0, 0, 1, 1, 1], 2).unwrap()).unwrap();
     assert!(g.info.jitter > 0.0, "jitter {}", g.info.jitter);
     let ladder = jitter_ladder();
     let k = ladder
@@ -110,28 +113,25 @@ fn rank_deficient_covariance_gets_recorded_jitter() {
 
 #[test]
 fn fit_errors_name_the_problem() {
-    let one_each = Gda::fit(&t(&[[0.0, 1.0], [1.0, 0.0]]), &[0, 1], 2)
+    let one_each = Gda::fit(&t(&[[0.0, 1.0], [1.0, 0.0]]), &labels(&[0, 1], 2).unwrap())
         .unwrap_err()
         .to_string();
     assert!(
         one_each.contains("class 0 has 1 training sample"),
         "{one_each}"
     );
-    let bad_label = Gda::fit(&t(&[[0.0, 1.0], [1.0, 0.0]]), &[0, 7], 2)
-        .unwrap_err()
-        .to_string();
+    let bad_label = labels(&[0, 7], 2).unwrap_err().to_string();
     assert!(bad_label.contains("label of sample 1 is 7"), "{bad_label}");
     // NaN features: no jitter helps; the error lists the classes.
     let nan = t(&[[f64::NAN, 1.0], [1.0, 0.0], [0.0, 1.0], [2.0, 2.0]]);
-    let e = Gda::fit(&nan, &[0, 0, 1, 1], 2).unwrap_err();
+    let e = Gda::fit(&nan, &labels(&[0, 0, 1, 1], 2).unwrap()).unwrap_err();
     assert!(
         matches!(e, Error::NotPositiveDefinite { ref classes, .. } if classes == &vec![0]),
         "{e}"
     );
     let g = Gda::fit(
         &t(&[[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.5]]),
-        &[0, 0, 1, 1],
-        2,
+        &labels(&[0, 0, 1, 1], 2).unwrap(),
     )
     .unwrap();
     assert!(

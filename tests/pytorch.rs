@@ -1,27 +1,30 @@
 //! Interop: an ncood checkpoint loads into the plain PyTorch reference ResNet
 //! (python/ddu_resnet.py, torch from .venv) with load_state_dict(strict=True) and gives the same
-//! logits. Skipped, with a message, where .venv has no torch (scripts/setup.sh installs it).
+//! logits. The venv with torch is part of the set-up (scripts/setup.sh): without it this fails.
 mod common;
+use ncood::config::RunConfig;
+use ncood::data::RunData;
 use ncood::data::loader::{Normalizer, eval_batch};
 use ncood::model::Arch;
-use ncood::train::{self, Net, RunConfig, RunData, Start};
+use ncood::run::RunDir;
+use ncood::train::{self, Start};
 use std::process::Command;
 
-fn python() -> Option<&'static str> {
+fn python() -> &'static str {
     let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    let ok = Command::new(py)
+    let out = Command::new(py)
         .args(["-c", "import torch, safetensors, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(py)
+        .output();
+    assert!(
+        out.as_ref().is_ok_and(|o| o.status.success()),
+        "{py} cannot import torch, safetensors and numpy (run scripts/setup.sh): {out:?}"
+    );
+    py
 }
 
 #[test]
 fn checkpoint_loads_into_pytorch_with_same_logits() {
-    let Some(py) = python() else {
-        eprintln!("SKIPPED: no torch in .venv (run scripts/setup.sh)");
-        return;
-    };
+    let py = python();
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 200, 40);
     for (arch, modded, l2) in [
@@ -37,8 +40,8 @@ fn checkpoint_loads_into_pytorch_with_same_logits() {
         let cfg = RunConfig::from_toml(&text, &[]).unwrap();
         let dir = tmp.path().join(format!("{arch:?}-{modded}-{l2}"));
         train::run(&dir, Start::New(Box::new(cfg)), &mut |_| {}).unwrap();
-        let (cfg, net, _) = Net::load(&dir, 0, tch::Device::Cpu).unwrap();
-        let data = RunData::load(&cfg).unwrap();
+        let (cfg, net, _) = RunDir::new(&dir).load_net(0, tch::Device::Cpu).unwrap();
+        let data = RunData::load(&cfg.data, cfg.seed).unwrap();
         let norm = Normalizer::new(&data.normalization, tch::Device::Cpu);
         let (x, _) = eval_batch(&data.test, 0, 16, &norm);
         let logits = tch::no_grad(|| net.model.forward_t(&x, false).logits);
@@ -50,7 +53,7 @@ fn checkpoint_loads_into_pytorch_with_same_logits() {
                 env!("CARGO_MANIFEST_DIR"),
                 "/python/check_interop.py"
             ))
-            .arg(train::checkpoint_path(&dir, 1, false))
+            .arg(RunDir::new(&dir).checkpoint_path(1, false))
             .args([&xp, &lp])
             .args([
                 format!("{arch:?}").to_lowercase(),

@@ -1,16 +1,15 @@
 //! Issue-4 plumbing on a tiny model: NC/AUROC tracking in the log, the NC-loss intervention,
 //! over-training by resuming with more epochs, and `ncood collapse` on exported files.
 mod common;
-use ncood::train::{self, EpochLog, RunConfig, Start};
+use ncood::config::{Loss, RunConfig};
+use ncood::features::FeatureKind;
+use ncood::run::{EpochLog, RunDir};
+use ncood::train::{self, Start};
 use std::path::Path;
 use std::process::Command;
 
 fn log(dir: &Path) -> Vec<EpochLog> {
-    std::fs::read_to_string(dir.join(train::LOG_FILE))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    RunDir::new(dir).log().unwrap()
 }
 
 fn config(root: &Path) -> RunConfig {
@@ -32,15 +31,32 @@ fn tracking_intervention_and_overtraining() {
     assert_eq!(t.subset, 100);
     assert_eq!(t.ood, "noise-uniform");
     assert_eq!(
-        t.nc.features, "normalized",
+        t.nc.features,
+        Some(FeatureKind::Normalized),
         "auto = the head's input under L2"
     );
-    assert!(t.nc.nc1.is_finite() && t.nc.nc1 > 0.0);
+    let nc1 = t.nc.nc1.unwrap();
+    assert!(nc1.is_finite() && nc1 > 0.0);
     assert!((0.0..=1.0).contains(&t.gda_auroc));
     assert!(t.seconds > 0.0);
 
     // Over-training: resuming the finished run with more epochs continues it and keeps tracking.
-    train::run(&dir, Start::Resume { epochs: Some(4) }, &mut |_| {}).unwrap();
+    let resume = |epochs| Start::Resume {
+        epochs,
+        device: None,
+        threads: None,
+    };
+    train::run(&dir, resume(Some(4)), &mut |_| {}).unwrap();
+    // Fewer epochs than done is an error that leaves the run as it was.
+    let config_before = std::fs::read(RunDir::new(&dir).config_path()).unwrap();
+    let e = train::run(&dir, resume(Some(1)), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("optim.epochs") && e.contains("fewer"), "{e}");
+    assert_eq!(
+        std::fs::read(RunDir::new(&dir).config_path()).unwrap(),
+        config_before
+    );
     let l = log(&dir);
     assert_eq!(l.len(), 4);
     assert!(l[3].track.is_some());
@@ -50,9 +66,14 @@ fn tracking_intervention_and_overtraining() {
     );
 
     // The intervention from epoch 2: control (cross-entropy) and NC loss, tracked every epoch.
-    let groups = [train::Group::Control, train::Group::Nc];
+    let plan = train::Intervention {
+        from_epoch: 2,
+        epochs: 2,
+        drop_after: 1,
+        groups: vec![train::Group::Control, train::Group::Nc],
+    };
     let [control, nc]: [std::path::PathBuf; 2] =
-        train::intervene(&dir, 2, 2, 1, &groups, &mut |_, _| {})
+        train::intervene(&dir, &plan, None, None, &mut |_, _| {})
             .unwrap()
             .try_into()
             .unwrap();
@@ -67,8 +88,8 @@ fn tracking_intervention_and_overtraining() {
     }
     let src_lr = log(&dir)[2].lr; // the schedule's value at epoch index 2
     assert!((log(&control)[0].lr - src_lr / 10.0).abs() < 1e-12);
-    let cfg = RunConfig::from_file(&nc.join(train::CONFIG_FILE), &[]).unwrap();
-    assert_eq!(cfg.optim.loss, train::Loss::Nc);
+    let cfg = RunDir::new(&nc).config().unwrap();
+    assert_eq!(cfg.optim.loss, Loss::Nc);
     assert!(
         cfg.init_from
             .unwrap()
@@ -103,7 +124,7 @@ fn tracking_intervention_and_overtraining() {
             .arg("--labels")
             .arg(format!("{}.labels.npy", prefix.display()))
             .arg("--checkpoint")
-            .arg(train::checkpoint_path(&dir, 4, false))
+            .arg(RunDir::new(&dir).checkpoint_path(4, false))
             .args(["--kind", "normalized", "--out"])
             .arg(&out),
     );

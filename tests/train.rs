@@ -1,11 +1,12 @@
-//! Training: determinism, NaN detection, kill-and-resume equality, predict, bad configs.
+//! Training: determinism (byte-identical files), NaN detection, kill-and-resume equality at
+//! named fault points, predict, bad configs.
 mod common;
-use ncood::checkpoint;
-use ncood::train::{self, Progress, RunConfig, Start};
+use ncood::config::RunConfig;
+use ncood::run::{EpochLog, RunDir};
+use ncood::train::{self, Progress, Start};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
-use tch::Tensor;
 
 fn config_text(root: &Path, epochs: usize) -> String {
     format!(
@@ -26,31 +27,60 @@ fn ncood() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ncood"))
 }
 
-fn final_state(dir: &Path, epochs: usize) -> Vec<(String, Tensor)> {
-    let (t, _) = checkpoint::read(&train::checkpoint_path(dir, epochs, true)).unwrap();
-    let mut v: Vec<(String, Tensor)> = t.into_iter().collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
+fn sha256(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// sha256 of every file under `dir/checkpoints`, by name.
+fn checkpoint_digests(dir: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                sha256(&e.path()),
+            )
+        })
+        .collect();
+    v.sort();
     v
 }
 
-fn assert_same_state(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
-    assert_eq!(a.len(), b.len());
-    for ((na, ta), (nb, tb)) in a.iter().zip(b) {
-        assert_eq!(na, nb);
-        assert!(ta.equal(tb), "tensor {na} differs");
+/// The log without its wall-clock fields (the only per-run values ncood writes).
+fn log_without_times(dir: &Path) -> Vec<EpochLog> {
+    let mut log = RunDir::new(dir).log().unwrap();
+    for l in &mut log {
+        (l.seconds, l.images_per_s) = (0.0, 0.0);
+        if let Some(t) = &mut l.track {
+            t.seconds = 0.0;
+        }
     }
+    log
 }
 
 fn losses(dir: &Path) -> Vec<f64> {
-    std::fs::read_to_string(dir.join(train::LOG_FILE))
+    RunDir::new(dir)
+        .log()
         .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<train::EpochLog>(l)
-                .unwrap()
-                .train_loss
-        })
+        .iter()
+        .map(|l| l.train_loss)
         .collect()
+}
+
+/// Temporary files left anywhere under `dir`.
+fn temporaries(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(temporaries(&p));
+        } else if p.to_string_lossy().ends_with(".tmp") {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]
@@ -60,7 +90,15 @@ fn same_seed_same_losses_and_weights() {
     let s = train::run(&a, Start::New(Box::new(cfg.clone())), &mut |_| {}).unwrap();
     train::run(&b, Start::New(Box::new(cfg.clone())), &mut |_| {}).unwrap();
     assert_eq!(losses(&a), losses(&b));
-    assert_same_state(&final_state(&a, 2), &final_state(&b, 2));
+    // Every checkpoint file is byte-identical (sorted safetensors metadata), and so are the
+    // config and the log up to wall-clock fields.
+    assert_eq!(checkpoint_digests(&a), checkpoint_digests(&b));
+    assert_eq!(checkpoint_digests(&a).len(), 4);
+    assert_eq!(
+        sha256(&a.join("config.toml")),
+        sha256(&b.join("config.toml"))
+    );
+    assert_eq!(log_without_times(&a), log_without_times(&b));
     assert_eq!(s.train_size, 297); // 330 minus the 10% validation hold-out
     assert_eq!(s.val_size, 33);
     // Another seed gives other numbers.
@@ -74,6 +112,24 @@ fn same_seed_same_losses_and_weights() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("already holds a run"), "{e}");
+}
+
+#[test]
+fn steps_per_epoch_follow_the_batch_plan() {
+    // 297 training images in batches of 32: 9 full batches and one of 9 images = 10 steps.
+    let (tmp, cfg) = setup(1);
+    let mut last_step = 0;
+    train::run(
+        &tmp.path().join("steps"),
+        Start::New(Box::new(cfg)),
+        &mut |p| {
+            if let Progress::Step { step, .. } = p {
+                last_step = step
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(last_step, 10);
 }
 
 #[test]
@@ -94,11 +150,14 @@ fn non_finite_loss_is_an_error() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("not finite"), "{e}");
+    // Found at the first progress report (step 10 of 10 here), before any step was reported.
+    assert!(e.to_string().contains("epoch 1, step 10"), "{e}");
+    assert_eq!(steps, 0);
 }
 
 #[test]
 fn killed_at_any_moment_and_resumed_equals_uninterrupted() {
-    let epochs = 12; // about 0.2 s each: the kills below land in epochs and in checkpoint writes
+    let epochs = 12; // 10 steps an epoch, 3 atomic writes an epoch (log, weights, state)
     let (tmp, _) = setup(epochs);
     let cfg = tmp.path().join("cfg.toml");
     let (a, b): (PathBuf, PathBuf) = (tmp.path().join("a"), tmp.path().join("b"));
@@ -110,43 +169,35 @@ fn killed_at_any_moment_and_resumed_equals_uninterrupted() {
             .arg(&a),
     );
     assert!(String::from_utf8_lossy(&st.stdout).contains("results:"));
-    // Start, then kill -9 at several moments (during epochs and checkpoint writes), resume each time.
-    let mut child = ncood()
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&b)
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    for delay in [400, 650, 900, 1150, 1400] {
-        let mut child = ncood().args(["train", "--resume"]).arg(&b).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = child.kill();
-        child.wait().unwrap();
+    // Killed (abort, no clean-up) at 12 named moments: mid-epoch steps (global step counts) and
+    // inside atomic writes (the K-th write of that process: half a temporary file on disk).
+    // Each process must die there; the next one resumes.
+    let kills = [
+        "step:7", "write:1", "write:2", "write:3", "write:4", "step:33", "write:5", "write:6",
+        "step:61", "write:3", "step:95", "write:8",
+    ];
+    for (i, fault) in kills.iter().enumerate() {
+        let mut cmd = ncood();
+        if i == 0 {
+            cmd.args(["train", "--config"])
+                .arg(&cfg)
+                .arg("--out")
+                .arg(&b);
+        } else {
+            cmd.args(["train", "--resume"]).arg(&b);
+        }
+        let out = cmd.env("NCOOD_FAULT", fault).output().unwrap();
+        assert!(!out.status.success(), "kill {i} ({fault}) did not happen");
     }
     common::run_ok(ncood().args(["train", "--resume"]).arg(&b));
-    assert_same_state(&final_state(&a, epochs), &final_state(&b, epochs));
-    assert_eq!(losses(&a), losses(&b));
-    // The PyTorch-layout weights agree too, and no temporary file is left behind.
-    let (wa, _) = checkpoint::read(&train::checkpoint_path(&a, epochs, false)).unwrap();
-    let (wb, _) = checkpoint::read(&train::checkpoint_path(&b, epochs, false)).unwrap();
-    for (k, v) in &wa {
-        if !k.ends_with("num_batches_tracked") {
-            assert!(v.equal(&wb[k]), "{k}");
-        }
-    }
-    let leftovers: Vec<_> = std::fs::read_dir(b.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
-    assert!(
-        leftovers.is_empty() || leftovers.iter().all(|n| n.starts_with('.')),
-        "{leftovers:?}"
+    assert_eq!(checkpoint_digests(&a), checkpoint_digests(&b));
+    assert_eq!(checkpoint_digests(&a).len(), 2 * epochs);
+    assert_eq!(
+        sha256(&a.join("config.toml")),
+        sha256(&b.join("config.toml"))
     );
+    assert_eq!(log_without_times(&a), log_without_times(&b));
+    assert_eq!(temporaries(&b), Vec::<PathBuf>::new());
 
     // predict writes N x C logits in data-set order, equal to the loaded model's.
     let out = tmp.path().join("logits.npy");
@@ -165,15 +216,24 @@ fn killed_at_any_moment_and_resumed_equals_uninterrupted() {
             ])
             .arg(&out),
     );
-    let logits = Tensor::read_npy(&out).unwrap();
+    let logits = ncood::features::read_matrix(&out).unwrap();
     assert_eq!(logits.size(), vec![100, 10]);
-    assert_eq!(logits.kind(), tch::Kind::Float);
-    let (cfg, net, e) = train::Net::load(&a, 0, tch::Device::Cpu).unwrap();
+    assert_eq!(
+        &std::fs::read(&out).unwrap()[..10],
+        b"\x93NUMPY\x01\x00v\x00"
+    );
+    let (cfg, net, e) = RunDir::new(&a).load_net(0, tch::Device::Cpu).unwrap();
     assert_eq!(e, epochs);
-    let data = train::RunData::load(&cfg).unwrap();
+    let data = ncood::data::RunData::load(&cfg.data, cfg.seed).unwrap();
     let norm = ncood::data::loader::Normalizer::new(&data.normalization, tch::Device::Cpu);
-    let direct = ncood::features::FeatureSet::extract(&net.model, &data.test, &norm, 7).logits;
-    assert!(direct.allclose(&logits, 1e-5, 1e-6, false));
+    let direct = ncood::features::FeatureSet::extract(&net.model, &data.test, &norm, 7)
+        .unwrap()
+        .logits;
+    assert!(
+        direct
+            .to_kind(tch::Kind::Double)
+            .allclose(&logits, 1e-5, 1e-6, false)
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! Format: 2 zero bytes, a type byte (0x08 = u8, the only type image data sets use), the number of
 //! dimensions, then each dimension as a big-endian u32, then the data. The file must hold exactly
 //! the product of the dimensions: a short or over-long file is an error, never fewer samples.
-use super::read_file;
+use super::verify::{Digests, read_file};
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -16,7 +16,7 @@ pub struct IdxArray {
 
 /// Reads an IDX file of u8 (gzip detected by its magic bytes). Returns the array and the sha256
 /// of the file as stored on disk and of its decompressed content.
-pub fn read_idx(path: &Path) -> Result<(IdxArray, super::Digests)> {
+pub fn read_idx(path: &Path) -> Result<(IdxArray, Digests)> {
     let (bytes, digests) = read_file(path)?;
     Ok((
         parse_idx(&bytes).map_err(|p| Error::bad_file(path, p))?,
@@ -24,7 +24,8 @@ pub fn read_idx(path: &Path) -> Result<(IdxArray, super::Digests)> {
     ))
 }
 
-fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
+/// Parses IDX bytes; the error says what is wrong.
+pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     if bytes.len() < 4 {
         return Err(format!("truncated IDX header ({} bytes)", bytes.len()));
     }

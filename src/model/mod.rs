@@ -12,7 +12,7 @@ use spectral::{Conv, SnSettings};
 use tch::{Tensor, nn, nn::ModuleT};
 
 /// The architectures ncood builds; tests iterate over all of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     /// BasicBlock x [2, 2, 2, 2]; feature dimension 8w.
@@ -23,6 +23,12 @@ pub enum Arch {
 
 impl Arch {
     pub const ALL: [Arch; 2] = [Arch::Resnet18, Arch::Resnet50];
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Resnet18 => "resnet18",
+            Arch::Resnet50 => "resnet50",
+        }
+    }
     fn blocks(self) -> [usize; 4] {
         match self {
             Arch::Resnet18 => [2, 2, 2, 2],
@@ -72,10 +78,25 @@ impl Default for ModelConfig {
     }
 }
 
+/// The most parameters a model may have (8 GiB of f32 weights): a bound checked before anything
+/// is allocated, so an absurd width is an error that names it rather than an allocator abort.
+pub const MAX_PARAMETERS: u128 = 1 << 31;
+
 impl ModelConfig {
-    pub fn validate(&self) -> Result<()> {
+    /// Checks the fields, and the parameter count for images of `channels` and `classes`.
+    pub fn validate(&self, channels: usize, classes: usize) -> Result<()> {
         if self.width == 0 {
             return Err(Error::config("model.width", "must be >= 1"));
+        }
+        let params = self.parameter_count(channels, classes);
+        if params > MAX_PARAMETERS {
+            return Err(Error::config(
+                "model.width",
+                format!(
+                    "{} gives {params} parameters, more than the limit of {MAX_PARAMETERS}",
+                    self.width
+                ),
+            ));
         }
         if !(self.sn_coeff > 0.0 && self.sn_coeff.is_finite()) {
             return Err(Error::config(
@@ -88,6 +109,26 @@ impl ModelConfig {
         }
         Ok(())
     }
+    /// Weights of the convolutions and the head (BatchNorm and shortcut parameters are a small
+    /// fraction), in u128 so that any width can be counted without overflow.
+    pub fn parameter_count(&self, channels: usize, classes: usize) -> u128 {
+        let (w, exp) = (self.width as u128, self.arch.expansion() as u128);
+        let mut c_in = w;
+        let mut total = channels as u128 * w * 9;
+        for (stage, &n) in self.arch.blocks().iter().enumerate() {
+            let planes = w << stage;
+            for _ in 0..n {
+                total += if exp == 1 {
+                    c_in * planes * 9 + planes * planes * 9
+                } else {
+                    c_in * planes + planes * planes * 9 + planes * planes * exp
+                };
+                c_in = planes * exp;
+            }
+        }
+        total + c_in * classes as u128 + classes as u128
+    }
+
     /// Dimension of the feature vector entering the head.
     pub fn feature_dim(&self) -> i64 {
         8 * self.width as i64 * self.arch.expansion()
@@ -153,7 +194,7 @@ impl ResNet {
         side: i64,
         classes: i64,
     ) -> Result<ResNet> {
-        config.validate()?;
+        config.validate(channels as usize, classes as usize)?;
         let sn = config.spectral_norm.then_some(SnSettings {
             coeff: config.sn_coeff,
             iterations: config.sn_iterations,
@@ -357,5 +398,53 @@ impl ResNet {
         });
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+/// A model with its variables, built deterministically from the config's seed on the CPU (so
+/// that initial weights do not depend on the device), then moved to `device`.
+pub struct Net {
+    pub vs: nn::VarStore,
+    pub model: ResNet,
+}
+
+impl Net {
+    pub fn new(cfg: &crate::config::RunConfig, device: tch::Device) -> Result<Net> {
+        let info = cfg.data.name.info();
+        // libtorch's RNG is process-global: seed and draw under a lock so that models built
+        // concurrently in one process (threads, tests) still get their seed's weights.
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(cfg.seed as i64);
+        // tch's layer constructors panic when libtorch fails (out of memory): turn that into an
+        // error naming the model rather than a crash.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut vs = nn::VarStore::new(tch::Device::Cpu);
+            let model = ResNet::new(
+                &vs.root(),
+                &cfg.model,
+                info.channels as i64,
+                info.side as i64,
+                info.classes as i64,
+            )?;
+            vs.set_device(device);
+            Ok(Net { vs, model })
+        }))
+        .unwrap_or_else(|panic| {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(Error::config(
+                "model",
+                format!(
+                    "{} width {}: libtorch could not build it: {}",
+                    cfg.model.arch.name(),
+                    cfg.model.width,
+                    msg.lines().next().unwrap_or("")
+                ),
+            ))
+        })
     }
 }

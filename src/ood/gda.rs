@@ -12,6 +12,7 @@
 //! never an inverse or an N x N product. Test points are scored in chunks of `CHUNK` rows, so the
 //! working memory is about 8 * C * D * CHUNK bytes (C * D^2 * 8 for the factors) whatever N is.
 use crate::error::{Error, Result};
+use crate::features::Labels;
 use crate::stats::ClassStats;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -48,12 +49,11 @@ pub struct Gda {
 }
 
 impl Gda {
-    /// Fits on training features (N x D, any float kind) and labels (N, in 0..classes).
-    pub fn fit(features: &Tensor, labels: &[i64], classes: usize) -> Result<Gda> {
+    /// Fits on training features (N x D, any float kind) and their labels.
+    pub fn fit(features: &Tensor, labels: &Labels) -> Result<Gda> {
         Self::from_stats(&ClassStats::new(
             features,
             labels,
-            classes,
             "GDA",
             crate::stats::CHUNK,
         )?)
@@ -63,7 +63,7 @@ impl Gda {
     pub fn from_stats(stats: &ClassStats) -> Result<Gda> {
         let counts = stats.counts.clone();
         if let Some(c) = counts.iter().position(|&k| k < 2) {
-            return Err(Error::config(
+            return Err(Error::invalid(
                 "GDA fit",
                 format!(
                     "class {c} has {} training sample(s); an unbiased covariance needs at least 2",

@@ -2,43 +2,29 @@
 //! class-balanced subset of the training split, and the GDA AUROC and top-N false positives of the
 //! test split against an OoD set, on the features `track.features` picks (by default the ones the
 //! linear head reads).
-use super::RunData;
-use super::config::{FeatureChoice, RunConfig};
-use crate::collapse::{self, Collapse};
+use crate::collapse;
+use crate::config::RunConfig;
 use crate::data::loader::Normalizer;
-use crate::data::{DataSource, Dataset, ood_set};
+use crate::data::{DataSource, Dataset, OodSet, RunData};
 use crate::error::Result;
-use crate::features::FeatureSet;
+use crate::features::{FeatureKind, FeatureSet, Labels};
 use crate::metrics;
 use crate::model::ResNet;
 use crate::ood::gda::Gda;
+use crate::rng::{Stream, rng};
+use crate::run::Tracked;
 use crate::stats::ClassStats;
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 use std::time::Instant;
-
-/// What one tracked epoch adds to its log line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tracked {
-    pub nc: Collapse,
-    /// GDA (fitted on the tracked training features) AUROC, test split vs `ood`.
-    pub gda_auroc: f64,
-    pub topn_false_positives: usize,
-    pub ood: String,
-    /// Training images the NC measures and the GDA fit used.
-    pub subset: usize,
-    /// Seconds the tracking added (it reuses the epoch's test-split pass).
-    pub seconds: f64,
-}
 
 /// The fixed data tracking runs on.
 pub struct Tracker {
     subset: Dataset,
+    labels: Labels,
     ood: Dataset,
-    ood_name: String,
-    /// Read the normalised features (else the raw ones).
-    normalized: bool,
+    ood_name: OodSet,
+    /// Raw or Normalized.
+    features: FeatureKind,
 }
 
 /// A class-balanced subset of `size` images (size / C per class, each class's share chosen by a
@@ -48,7 +34,7 @@ pub fn balanced_subset(data: &Dataset, size: usize, seed: u64) -> Dataset {
         return data.clone();
     }
     let classes = data.info.classes;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7ac0_0000_0000_0005);
+    let mut rng = rng(seed, Stream::TrackSubset);
     let mut picked = vec![];
     for c in 0..classes as i64 {
         let mut idx: Vec<usize> = (0..data.len()).filter(|&i| data.labels[i] == c).collect();
@@ -64,25 +50,22 @@ impl Tracker {
         if !cfg.track.enabled() {
             return Ok(None);
         }
-        let src = DataSource {
-            root: cfg.data.root.clone(),
-            verify: cfg.data.verify,
-        };
+        let subset = balanced_subset(&data.train, cfg.track.subset, cfg.seed);
         Ok(Some(Tracker {
-            subset: balanced_subset(&data.train, cfg.track.subset, cfg.seed),
-            ood: ood_set(
-                &src,
-                &cfg.track.ood,
+            labels: Labels::new(
+                subset.labels.clone(),
+                Some(subset.info.classes),
+                "tracking subset",
+            )?,
+            subset,
+            ood: cfg.track.ood.load(
+                &DataSource::from(&cfg.data),
                 &data.test,
                 &data.normalization,
                 cfg.seed,
             )?,
-            ood_name: cfg.track.ood.clone(),
-            normalized: match cfg.track.features {
-                FeatureChoice::Auto => cfg.model.l2,
-                FeatureChoice::Raw => false,
-                FeatureChoice::Normalized => true,
-            },
+            ood_name: cfg.track.ood,
+            features: cfg.track.features.resolve(cfg.model.l2),
         }))
     }
 
@@ -95,16 +78,14 @@ impl Tracker {
         batch: usize,
     ) -> Result<Tracked> {
         let t0 = Instant::now();
-        let pick = |f: FeatureSet| if self.normalized { f.normalized } else { f.raw };
-        let train = pick(FeatureSet::extract(model, &self.subset, norm, batch));
-        let ood = pick(FeatureSet::extract(model, &self.ood, norm, batch));
-        let id = if self.normalized {
-            &test.normalized
-        } else {
-            &test.raw
-        };
-        let features = if self.normalized { "normalized" } else { "raw" };
-        let classes = self.subset.info.classes;
+        let kind = self.features;
+        let train = FeatureSet::extract(model, &self.subset, norm, batch)?;
+        let ood = FeatureSet::extract(model, &self.ood, norm, batch)?;
+        let (train, ood, id) = (
+            train.get(kind, false),
+            ood.get(kind, false),
+            test.get(kind, false),
+        );
         let (w, b) = tch::no_grad(|| {
             (
                 model.fc.ws.detach().to_device(tch::Device::Cpu),
@@ -115,29 +96,22 @@ impl Tracker {
                     .map(|b| b.detach().to_device(tch::Device::Cpu)),
             )
         });
-        let stats = ClassStats::new(
-            &train,
-            &self.subset.labels,
-            classes,
-            "NC",
-            crate::stats::CHUNK,
-        )?;
+        let stats = ClassStats::new(train, &self.labels, "NC", crate::stats::CHUNK)?;
         let nc = collapse::from_stats(
             &stats,
-            &train,
-            &self.subset.labels,
+            train,
             &w,
             b.as_ref(),
-            features,
+            Some(kind),
             crate::stats::CHUNK,
         )?;
         let gda = Gda::from_stats(&stats)?;
-        let det = metrics::detection(&gda.score(id)?, &gda.score(&ood)?)?;
+        let det = metrics::detection(&gda.score(id)?, &gda.score(ood)?)?;
         Ok(Tracked {
             nc,
             gda_auroc: det.auroc,
             topn_false_positives: det.topn_false_positives,
-            ood: self.ood_name.clone(),
+            ood: self.ood_name.to_string(),
             subset: self.subset.len(),
             seconds: t0.elapsed().as_secs_f64(),
         })

@@ -1,6 +1,11 @@
 //! The run configuration: serde structs with defaults; an unknown key anywhere is an error that
-//! names it. Loaded from TOML, overridden by `key=value` pairs, validated once before any work.
+//! names it. Loaded from TOML, overridden by `key=value` pairs, validated in full when parsed
+//! (before any run directory exists). Nothing here depends on the machine: the device is resolved
+//! when a command runs (`device`), so a run trained on a GPU can be evaluated on a CPU.
+use crate::data::{DatasetKind, OodSet};
+use crate::device::{DeviceSpec, MAX_THREADS};
 use crate::error::{Error, Result};
+use crate::features::FeatureKind;
 use crate::model::ModelConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -12,8 +17,8 @@ pub struct RunConfig {
     /// Seed of initialisation, train/val split, shuffling and augmentation. Default 0.
     pub seed: u64,
     /// auto (CUDA when present) | cpu | cuda | cuda:N. Default auto.
-    pub device: String,
-    /// libtorch CPU threads; 0 = libtorch's default (one per core). Default 0.
+    pub device: DeviceSpec,
+    /// libtorch CPU threads; 0 = libtorch's default (one per core). Default 0, at most 1024.
     pub threads: usize,
     /// Write a checkpoint every k epochs (>= 1); the last epoch always gets one. Default 1.
     pub checkpoint_every: usize,
@@ -50,19 +55,10 @@ pub struct TrackConfig {
     /// training split. Default 0.
     pub subset: usize,
     /// OoD set for GDA AUROC and top-N false positives (registered or generated). Default "mnist".
-    pub ood: String,
+    pub ood: OodSet,
     /// Features the NC measures and GDA use: auto (the head's input: normalised under L2, raw
     /// otherwise), raw or normalized. Recorded with every result. Default auto.
-    pub features: FeatureChoice,
-}
-
-/// Which features NC and GDA read during tracking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FeatureChoice {
-    Auto,
-    Raw,
-    Normalized,
+    pub features: FeatureKind,
 }
 
 impl Default for TrackConfig {
@@ -71,8 +67,8 @@ impl Default for TrackConfig {
             every: 0,
             epochs: vec![],
             subset: 0,
-            ood: "mnist".into(),
-            features: FeatureChoice::Auto,
+            ood: OodSet::Data(DatasetKind::Mnist),
+            features: FeatureKind::HeadInput,
         }
     }
 }
@@ -95,9 +91,10 @@ impl TrackConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
     /// In-distribution data set: fashion-mnist | cifar10 | cifar100 | svhn. Default fashion-mnist.
-    pub name: String,
-    /// Folder holding one sub-folder per data set (see README). Default "data".
-    pub root: PathBuf,
+    pub name: DatasetKind,
+    /// Folder holding one sub-folder per data set. Default: $NCOOD_DATA, else the data/ folder of
+    /// the ncood checkout (`data::default_root`). A new run records it as an absolute path.
+    pub root: Option<PathBuf>,
     /// Check files against their published sha256 digests. Default true.
     pub verify: bool,
     /// Fraction of the training file held out as validation, split by the seed, in [0, 1).
@@ -137,7 +134,7 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             seed: 0,
-            device: "auto".into(),
+            device: DeviceSpec::Auto,
             threads: 0,
             checkpoint_every: 1,
             init_from: None,
@@ -152,8 +149,8 @@ impl Default for RunConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
-            name: "fashion-mnist".into(),
-            root: "data".into(),
+            name: DatasetKind::FashionMnist,
+            root: None,
             verify: true,
             val_fraction: 0.1,
             augment: true,
@@ -245,10 +242,10 @@ impl RunConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        self.model.validate()?;
-        crate::data::info(&self.data.name)?;
+        let info = self.data.name.info();
+        self.model.validate(info.channels, info.classes)?;
         let o = &self.optim;
-        let checks: [(&str, bool, &str); 8] = [
+        let checks: [(&str, bool, &str); 10] = [
             ("optim.epochs", o.epochs >= 1, "must be >= 1"),
             (
                 "optim.batch_size",
@@ -285,50 +282,71 @@ impl RunConfig {
                 self.checkpoint_every >= 1,
                 "must be >= 1",
             ),
+            (
+                "threads",
+                self.threads <= MAX_THREADS,
+                "must be at most 1024",
+            ),
+            (
+                "data.eval_batch_size",
+                (1..=1 << 20).contains(&self.data.eval_batch_size),
+                "must be in 1..=1048576",
+            ),
         ];
         for (field, ok, reason) in checks {
             if !ok {
                 return Err(Error::config(field, reason));
             }
         }
-        let classes = crate::data::info(&self.data.name)?.classes;
+        let classes = info.classes;
         if o.loss == Loss::Nc && o.batch_size < 2 * classes {
             return Err(Error::config(
                 "optim.batch_size",
                 format!("the NC loss needs >= 2 samples of each of {classes} classes per batch"),
             ));
         }
-        if self.data.eval_batch_size == 0 {
-            return Err(Error::config("data.eval_batch_size", "must be >= 1"));
+        if o.batch_size > 1 << 20 {
+            return Err(Error::config("optim.batch_size", "must be at most 1048576"));
         }
-        parse_device(&self.device)?;
+        if o.epochs > 1_000_000 {
+            return Err(Error::config("optim.epochs", "must be at most 1000000"));
+        }
+        if o.loss == Loss::Nc && (self.model.feature_dim() as usize) < classes - 1 {
+            return Err(Error::config(
+                "model.width",
+                format!(
+                    "the NC loss needs a feature dimension of at least C - 1 = {}, the model has {}",
+                    classes - 1,
+                    self.model.feature_dim()
+                ),
+            ));
+        }
         Ok(())
     }
-}
 
-/// auto | cpu | cuda | cuda:N.
-pub fn parse_device(s: &str) -> Result<tch::Device> {
-    let cuda = |i: usize| {
-        if tch::Cuda::is_available() && i < tch::Cuda::device_count() as usize {
-            Ok(tch::Device::Cuda(i))
-        } else {
-            Err(Error::config(
-                "device",
-                format!("{s}: no such CUDA device on this machine"),
-            ))
-        }
-    };
-    match s {
-        "auto" => Ok(tch::Device::cuda_if_available()),
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => cuda(0),
-        _ => match s.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
-            Some(i) => cuda(i),
-            None => Err(Error::config(
-                "device",
-                format!("{s}: expected auto, cpu, cuda or cuda:N"),
-            )),
-        },
+    /// The directory name a run gets when none is given: DATA-ARCH-wWIDTH-(l2|nol2)-sSEED.
+    pub fn run_name(&self) -> String {
+        format!(
+            "{}-{}-w{}-{}-s{}",
+            self.data.name,
+            self.model.arch.name(),
+            self.model.width,
+            if self.model.l2 { "l2" } else { "nol2" },
+            self.seed
+        )
+    }
+
+    /// Fixes what a new run records: the milestones actually used and the data root as an
+    /// absolute path (so the run can be evaluated from any working directory).
+    pub fn resolve(&mut self) -> Result<()> {
+        self.optim.milestones = Some(self.optim.resolved_milestones());
+        let root = self
+            .data
+            .root
+            .clone()
+            .unwrap_or_else(crate::data::default_root);
+        self.data.root = Some(std::path::absolute(&root).map_err(|e| Error::io(&root, e))?);
+        Ok(())
     }
 }
 
@@ -347,7 +365,7 @@ mod tests {
         .unwrap();
         assert!(c.model.l2);
         assert_eq!(c.optim.epochs, 10);
-        assert_eq!(c.data.name, "cifar10");
+        assert_eq!(c.data.name, DatasetKind::Cifar10);
         assert_eq!(c.optim.resolved_milestones(), vec![4, 7]);
         let e = RunConfig::from_toml("[model]\nwidht = 3\n", &[])
             .unwrap_err()
@@ -366,7 +384,7 @@ mod tests {
             .to_string();
         assert!(e.contains("optim.epochs"), "{e}");
         let t = RunConfig::from_toml("[track]\nfeatures = \"raw\"\nevery = 2\n", &[]).unwrap();
-        assert_eq!(t.track.features, FeatureChoice::Raw);
+        assert_eq!(t.track.features, FeatureKind::Raw);
         assert!(t.track.due(4) && !t.track.due(3));
         let back = RunConfig::from_toml(&c.to_toml(), &[]).unwrap();
         assert_eq!(back, c);

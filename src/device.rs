@@ -1,0 +1,86 @@
+//! Where a command computes: the device (parsed from text when a config or option is read,
+//! resolved against the machine only when a command runs) and the CPU thread count.
+use crate::error::{Error, Result};
+
+/// The most libtorch CPU threads ncood asks for (libgomp aborts the process on absurd counts).
+pub const MAX_THREADS: usize = 1024;
+
+/// auto | cpu | cuda | cuda:N, as written in configs and options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// CUDA device 0 when one is present, else the CPU.
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    /// The device on this machine; a CUDA device that is not there is an error.
+    pub fn resolve(self) -> Result<tch::Device> {
+        match self {
+            DeviceSpec::Auto => Ok(tch::Device::cuda_if_available()),
+            DeviceSpec::Cpu => Ok(tch::Device::Cpu),
+            DeviceSpec::Cuda(i) => {
+                if tch::Cuda::is_available() && i < tch::Cuda::device_count() as usize {
+                    Ok(tch::Device::Cuda(i))
+                } else {
+                    Err(Error::config(
+                        "device",
+                        format!("{self}: no such CUDA device on this machine"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<DeviceSpec> {
+        match s {
+            "auto" => Ok(DeviceSpec::Auto),
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+                Some(i) if i < 1024 => Ok(DeviceSpec::Cuda(i)),
+                _ => Err(Error::config(
+                    "device",
+                    format!("{s}: expected auto, cpu, cuda or cuda:N"),
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Auto => f.write_str("auto"),
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(0) => f.write_str("cuda"),
+            DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+crate::serde_by_name!(DeviceSpec);
+
+/// Sets libtorch's CPU thread count (0 = leave libtorch's default, one per core).
+pub fn set_threads(threads: usize) -> Result<()> {
+    if threads > MAX_THREADS {
+        return Err(Error::config(
+            "threads",
+            format!("{threads}: must be at most {MAX_THREADS}"),
+        ));
+    }
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    Ok(())
+}
+
+/// Resolves `spec` and applies `threads`: what every computing command does first.
+pub fn setup(spec: DeviceSpec, threads: usize) -> Result<tch::Device> {
+    set_threads(threads)?;
+    spec.resolve()
+}

@@ -1,0 +1,338 @@
+//! The run directory, the one owner of its layout: config.toml, log.jsonl, summary.json,
+//! checkpoints/epoch-NNNN{,.state}.safetensors, eval/epoch-NNNN.{json,md} and run.lock.
+//!
+//! Reading needs only a `RunDir`; writing needs a `RunLock`, which holds run.lock for as long as it
+//! lives (released by the OS if the process dies), so two processes never write one run. Every
+//! file is written atomically (`atomic`); taking the lock removes temporary files a killed writer
+//! left behind.
+use crate::atomic;
+use crate::checkpoint::{self, Metadata};
+use crate::collapse::Collapse;
+use crate::config::RunConfig;
+use crate::data::Normalization;
+use crate::error::{Error, Result};
+use crate::model::Net;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+const CONFIG_FILE: &str = "config.toml";
+const LOG_FILE: &str = "log.jsonl";
+const SUMMARY_FILE: &str = "summary.json";
+const LOCK_FILE: &str = "run.lock";
+const CHECKPOINTS: &str = "checkpoints";
+const EVAL: &str = "eval";
+
+/// Where a result came from: ncood's version and commit, and where it computed. Shared by the
+/// config header, summary.json and evaluation results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub ncood_version: String,
+    pub git_commit: String,
+    pub device: String,
+    pub threads: i32,
+}
+
+impl Provenance {
+    /// This binary on `device` with libtorch's current thread count.
+    pub fn current(device: tch::Device) -> Provenance {
+        Provenance {
+            ncood_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: option_env!("NCOOD_GIT_COMMIT")
+                .unwrap_or("unknown")
+                .to_string(),
+            device: format!("{device:?}"),
+            threads: tch::get_num_threads(),
+        }
+    }
+}
+
+/// What one tracked epoch adds to its log line (`train::track`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracked {
+    pub nc: Collapse,
+    /// GDA (fitted on the tracked training features) AUROC, test split vs `ood`.
+    pub gda_auroc: f64,
+    pub topn_false_positives: usize,
+    pub ood: String,
+    /// Training images the NC measures and the GDA fit used.
+    pub subset: usize,
+    /// Seconds the tracking added (it reuses the epoch's test-split pass).
+    pub seconds: f64,
+}
+
+/// One line of log.jsonl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    pub lr: f64,
+    /// Mean training loss over the epoch's batches (augmented, train mode): cross-entropy, or the
+    /// NC loss under `optim.loss = "nc"`.
+    pub train_loss: f64,
+    pub train_acc: f64,
+    /// Accuracy on the test split, eval mode.
+    pub test_acc: f64,
+    /// Wall-clock seconds of the epoch: training and the test pass.
+    pub seconds: f64,
+    /// Training throughput (images per second of the training part).
+    pub images_per_s: f64,
+    /// NC1-4, GDA AUROC and top-N false positives, on tracked epochs (`[track]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<Tracked>,
+}
+
+/// The run's final record, summary.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    pub epochs: usize,
+    pub final_test_acc: f64,
+    pub final_train_loss: f64,
+    pub total_seconds: f64,
+    pub mean_images_per_s: f64,
+    pub train_size: usize,
+    pub val_size: usize,
+    pub test_size: usize,
+    pub normalization: Normalization,
+    pub milestones: Vec<usize>,
+    pub checkpoint: PathBuf,
+}
+
+/// A run directory, for reading.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> RunDir {
+        RunDir { path: path.into() }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join(CONFIG_FILE)
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.path.join(LOG_FILE)
+    }
+    pub fn summary_path(&self) -> PathBuf {
+        self.path.join(SUMMARY_FILE)
+    }
+    /// Whether the directory holds a run (its config).
+    pub fn exists(&self) -> bool {
+        self.config_path().exists()
+    }
+
+    /// Epoch `e`'s checkpoint: PyTorch-layout weights, or (`state`) everything resume needs.
+    pub fn checkpoint_path(&self, epoch: usize, state: bool) -> PathBuf {
+        self.path.join(CHECKPOINTS).join(format!(
+            "epoch-{epoch:04}{}.safetensors",
+            if state { ".state" } else { "" }
+        ))
+    }
+
+    /// Epoch `e`'s evaluation result, `ext` json or md.
+    pub fn eval_path(&self, epoch: usize, ext: &str) -> PathBuf {
+        self.path.join(EVAL).join(format!("epoch-{epoch:04}.{ext}"))
+    }
+
+    /// The latest epoch with a complete resume state (0 if none).
+    pub fn latest_checkpoint(&self) -> Result<usize> {
+        let ck = self.path.join(CHECKPOINTS);
+        let Ok(entries) = std::fs::read_dir(&ck) else {
+            return Ok(0);
+        };
+        let mut best = 0;
+        for e in entries {
+            let name = e
+                .map_err(|e| Error::io(&ck, e))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if let Some(n) = name
+                .strip_prefix("epoch-")
+                .and_then(|s| s.strip_suffix(".state.safetensors"))
+            {
+                best = best.max(n.parse().unwrap_or(0));
+            }
+        }
+        Ok(best)
+    }
+
+    /// The run's configuration; a missing config says that this is not a run directory.
+    pub fn config(&self) -> Result<RunConfig> {
+        if !self.exists() {
+            return Err(Error::run_dir(
+                &self.path,
+                "holds no run (no config.toml): not a run directory, or training never started",
+            ));
+        }
+        RunConfig::from_file(&self.config_path(), &[])
+    }
+
+    pub fn log(&self) -> Result<Vec<EpochLog>> {
+        let path = self.log_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .map_err(|e| Error::bad_file(&path, format!("line {}: {e}", i + 1)))
+            })
+            .collect()
+    }
+
+    /// Resolves `epoch` (0 = the latest checkpoint) to a checkpointed epoch.
+    pub fn checkpoint_epoch(&self, epoch: usize) -> Result<usize> {
+        let e = if epoch == 0 {
+            self.latest_checkpoint()?
+        } else {
+            epoch
+        };
+        if e == 0 {
+            return Err(Error::run_dir(&self.path, "has no checkpoint yet"));
+        }
+        if !self.checkpoint_path(e, true).exists() {
+            return Err(Error::run_dir(
+                &self.path,
+                format!("has no checkpoint of epoch {e}"),
+            ));
+        }
+        Ok(e)
+    }
+
+    /// The run's model at `epoch` (0 = latest) on `device`: config, network, epoch.
+    pub fn load_net(&self, epoch: usize, device: tch::Device) -> Result<(RunConfig, Net, usize)> {
+        let cfg = self.config()?;
+        let epoch = self.checkpoint_epoch(epoch)?;
+        let net = Net::new(&cfg, device)?;
+        let path = self.checkpoint_path(epoch, true);
+        let (tensors, _) = checkpoint::read(&path)?;
+        checkpoint::load_into(net.vs.variables(), &tensors, &path)?;
+        Ok((cfg, net, epoch))
+    }
+
+    /// Takes the run's lock (creating the directory), then removes stale temporary files.
+    pub fn lock(&self) -> Result<RunLock> {
+        for d in [self.path.clone(), self.path.join(CHECKPOINTS)] {
+            std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
+        let path = self.path.join(LOCK_FILE);
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        file.try_lock().map_err(|_| {
+            Error::run_dir(
+                &self.path,
+                "another ncood process is writing this run (run.lock is held)",
+            )
+        })?;
+        for d in [
+            &self.path,
+            &self.path.join(CHECKPOINTS),
+            &self.path.join(EVAL),
+        ] {
+            atomic::remove_stale_temps(d)?;
+        }
+        Ok(RunLock {
+            dir: self.clone(),
+            _file: file,
+        })
+    }
+}
+
+/// A run directory held for writing.
+pub struct RunLock {
+    pub dir: RunDir,
+    _file: File,
+}
+
+impl RunLock {
+    /// config.toml: the resolved config under a header naming the ncood version and commit.
+    pub fn write_config(&self, cfg: &RunConfig) -> Result<()> {
+        let p = Provenance::current(tch::Device::Cpu);
+        let header = format!(
+            "# ncood {} (commit {}): resolved run configuration\n",
+            p.ncood_version, p.git_commit
+        );
+        atomic::write(
+            &self.dir.config_path(),
+            (header + &cfg.to_toml()).as_bytes(),
+        )
+    }
+
+    pub fn write_log(&self, log: &[EpochLog]) -> Result<()> {
+        let lines: String = log
+            .iter()
+            .map(|l| serde_json::to_string(l).expect("plain data") + "\n")
+            .collect();
+        atomic::write(&self.dir.log_path(), lines.as_bytes())
+    }
+
+    pub fn write_summary(&self, s: &Summary) -> Result<()> {
+        atomic::write_json(&self.dir.summary_path(), s)
+    }
+
+    /// Writes epoch `epoch`'s checkpoint: the PyTorch-layout weights, then the resume state
+    /// (model variables and `extra`, e.g. the optimiser's buffers), whose presence marks the
+    /// checkpoint complete.
+    pub fn save_checkpoint(
+        &self,
+        cfg: &RunConfig,
+        net: &Net,
+        extra: Vec<(String, tch::Tensor)>,
+        epoch: usize,
+        steps: i64,
+    ) -> Result<()> {
+        let meta: Metadata = [
+            ("epoch".to_string(), epoch.to_string()),
+            ("steps".to_string(), steps.to_string()),
+            ("config".to_string(), cfg.to_toml()),
+            (
+                "ncood_version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+        ]
+        .into();
+        checkpoint::write(
+            &self.dir.checkpoint_path(epoch, false),
+            &net.model.pytorch_state(&net.vs, steps),
+            &meta,
+        )?;
+        let mut state: Vec<(String, tch::Tensor)> = net.vs.variables().into_iter().collect();
+        state.extend(extra);
+        checkpoint::write(&self.dir.checkpoint_path(epoch, true), &state, &meta)
+    }
+
+    /// Loads epoch `epoch`'s resume state into `net`; returns its tensors (for the optimiser) and
+    /// the step count.
+    pub fn load_state(
+        &self,
+        net: &Net,
+        epoch: usize,
+    ) -> Result<(std::collections::HashMap<String, tch::Tensor>, i64)> {
+        let path = self.dir.checkpoint_path(epoch, true);
+        let (tensors, meta) = checkpoint::read(&path)?;
+        checkpoint::load_into(net.vs.variables(), &tensors, &path)?;
+        let steps = meta
+            .get("steps")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::bad_file(&path, "metadata has no valid step count"))?;
+        Ok((tensors, steps))
+    }
+
+    /// Writes an evaluation result (`eval/epoch-NNNN.json`) and its table (`.md`).
+    pub fn write_eval(&self, epoch: usize, result: &impl Serialize, md: &str) -> Result<()> {
+        let dir = self.dir.path.join(EVAL);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        atomic::write_json(&self.dir.eval_path(epoch, "json"), result)?;
+        atomic::write(&self.dir.eval_path(epoch, "md"), md.as_bytes())
+    }
+}
