@@ -308,9 +308,27 @@ fn main() {
             std::process::exit(code);
         }
     };
-    if let Err(e) = dispatch(cli.command) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    // A panic is a bug (every input is meant to be checked before use): report it as an error
+    // with exit status 1 instead of a backtrace.
+    std::panic::set_hook(Box::new(|_| {}));
+    match std::panic::catch_unwind(|| dispatch(cli.command)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            eprintln!(
+                "error: internal error (a bug in ncood, please report it): {}",
+                msg.lines().next().unwrap_or("")
+            );
+            std::process::exit(1);
+        }
     }
 }
 

@@ -12,6 +12,10 @@ use tch::{Device, Kind, Tensor};
 /// Rows converted and multiplied at once.
 pub const CHUNK: usize = 8192;
 
+/// The most memory the C x D x D scatter matrices may take (16 GiB): checked before allocating, so
+/// a file with an absurd feature dimension is an error rather than an allocator failure.
+pub const MAX_SCATTER_BYTES: u128 = 16 << 30;
+
 pub struct ClassStats {
     pub counts: Vec<usize>,
     /// C x D.
@@ -35,6 +39,17 @@ impl ClassStats {
                 });
             }
         };
+        let bytes = classes as u128 * d as u128 * d as u128 * 8;
+        if bytes > MAX_SCATTER_BYTES {
+            return Err(Error::invalid(
+                format!("{what} features"),
+                format!(
+                    "{classes} classes x {d} x {d} float64 scatter matrices need {:.1} GiB, more than the limit of {} GiB",
+                    bytes as f64 / (1u64 << 30) as f64,
+                    MAX_SCATTER_BYTES >> 30
+                ),
+            ));
+        }
         let mut by_class: Vec<Vec<i64>> = vec![vec![]; classes];
         for (i, &l) in labels.values().iter().enumerate() {
             by_class[l as usize].push(i as i64); // Labels guarantees 0 <= l < classes
