@@ -172,3 +172,115 @@ impl std::fmt::Display for OodSet {
 }
 
 crate::serde_by_name!(OodSet);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id_set(n: usize, channels: usize, side: usize) -> Dataset {
+        let info = DatasetInfo {
+            name: "id",
+            channels,
+            side,
+            classes: 2,
+            hflip: false,
+            has_train: true,
+        };
+        let b = channels * side * side;
+        Dataset {
+            info,
+            pixels: (0..n * b).map(|k| (k * 37 % 251) as u8).collect(),
+            labels: (0..n as i64).map(|i| i % 2).collect(),
+        }
+    }
+
+    #[test]
+    fn flip_invert_mirrors_rows_and_inverts() {
+        let (n, c, side) = (3, 2, 5);
+        let id = id_set(n, c, side);
+        let norm = Normalization {
+            mean: vec![0.5; c],
+            std: vec![0.2; c],
+        };
+        let g = Generated::FlipInvert.generate(&id, &norm, 0);
+        assert_eq!((g.len(), g.image_bytes()), (n, c * side * side));
+        assert!(g.labels.iter().all(|&l| l == -1));
+        for i in 0..n {
+            for ch in 0..c {
+                for r in 0..side {
+                    for x in 0..side {
+                        let at = |img: &Dataset, row: usize| {
+                            img.pixels[((i * c + ch) * side + row) * side + x]
+                        };
+                        assert_eq!(at(&g, r), 255 - at(&id, side - 1 - r), "{i} {ch} {r} {x}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gaussian_noise_matches_the_id_statistics_per_channel() {
+        let (n, c, side) = (400, 2, 16);
+        let id = id_set(n, c, side);
+        let norm = Normalization {
+            mean: vec![0.3, 0.6],
+            std: vec![0.05, 0.1],
+        };
+        let g = Generated::NoiseGaussian.generate(&id, &norm, 7);
+        let plane = side * side;
+        for ch in 0..c {
+            let v: Vec<f64> = (0..n)
+                .flat_map(|i| {
+                    let s = (i * c + ch) * plane;
+                    g.pixels[s..s + plane].iter().map(|&p| p as f64 / 255.0)
+                })
+                .collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            // 102,400 draws: the sample mean is within 1e-3 of the target (SE 3e-4), the std
+            // within 2% (rounding to 1/255 adds variance 1/(12 255^2), negligible here).
+            assert!(
+                (mean - norm.mean[ch]).abs() < 1e-3,
+                "channel {ch}: mean {mean}"
+            );
+            assert!(
+                (std / norm.std[ch] - 1.0).abs() < 0.02,
+                "channel {ch}: std {std}"
+            );
+        }
+        // Same seed, same images; another seed, others.
+        assert_eq!(
+            g.pixels,
+            Generated::NoiseGaussian.generate(&id, &norm, 7).pixels
+        );
+        assert_ne!(
+            g.pixels,
+            Generated::NoiseGaussian.generate(&id, &norm, 8).pixels
+        );
+    }
+
+    #[test]
+    fn uniform_noise_covers_the_byte_range_and_names_parse() {
+        let id = id_set(100, 1, 28);
+        let norm = Normalization {
+            mean: vec![0.5],
+            std: vec![0.2],
+        };
+        let g = Generated::NoiseUniform.generate(&id, &norm, 1);
+        let mean = g.pixels.iter().map(|&p| p as f64).sum::<f64>() / g.pixels.len() as f64;
+        assert!((mean - 127.5).abs() < 1.0, "{mean}");
+        assert_eq!(g.pixels.iter().max(), Some(&255));
+        assert_eq!(g.pixels.iter().min(), Some(&0));
+        for name in [
+            "noise-uniform",
+            "noise-gaussian",
+            "flip-invert",
+            "mnist",
+            "svhn",
+        ] {
+            assert_eq!(name.parse::<OodSet>().unwrap().to_string(), name);
+        }
+        assert!("noise".parse::<OodSet>().is_err());
+    }
+}
