@@ -175,14 +175,19 @@ impl Default for OptimConfig {
 }
 
 impl OptimConfig {
-    /// The milestones in force: the configured ones or DDU's proportions of `epochs`.
+    /// The milestones in force: the configured ones, or DDU's proportions of `epochs`
+    /// (round(150/350 E), round(250/350 E)) without zeros and duplicates (SPEC 3: very short runs
+    /// would otherwise drop the rate twice at once, or before the first epoch).
     pub fn resolved_milestones(&self) -> Vec<usize> {
         self.milestones.clone().unwrap_or_else(|| {
             let e = self.epochs as f64;
-            vec![
-                (e * 150.0 / 350.0).round() as usize,
-                (e * 250.0 / 350.0).round() as usize,
-            ]
+            let mut m: Vec<usize> = [150.0, 250.0]
+                .iter()
+                .map(|f| (e * f / 350.0).round() as usize)
+                .filter(|&m| m > 0)
+                .collect();
+            m.dedup();
+            m
         })
     }
     /// Learning rate of 0-based epoch `epoch` (PyTorch MultiStepLR stepped once per epoch).
@@ -398,6 +403,14 @@ mod tests {
         };
         assert_eq!(o.resolved_milestones(), vec![150, 250]);
         assert_eq!(o.lr_at(149), 0.1);
+        // Very short runs: zeros and duplicates are dropped.
+        for (epochs, want) in [(1, vec![1]), (2, vec![1]), (3, vec![1, 2]), (4, vec![2, 3])] {
+            let o = OptimConfig {
+                epochs,
+                ..Default::default()
+            };
+            assert_eq!(o.resolved_milestones(), want, "{epochs} epochs");
+        }
         assert!((o.lr_at(150) - 0.01).abs() < 1e-15);
         assert!((o.lr_at(250) - 0.001).abs() < 1e-15);
     }

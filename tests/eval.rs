@@ -17,26 +17,20 @@ fn eval_agrees_with_score_on_exported_features() {
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 200, 60);
     let run = tmp.path().join("run");
-    common::run_ok(
-        ncood()
-            .args([
-                "train",
-                "--device",
-                "cpu",
-                "--threads",
-                "1",
-                "--epochs",
-                "2",
-                "--seed",
-                "5",
-            ])
-            .args(["--set", "model.width=2", "--set", "model.l2=true"])
-            .args(["--set", "data.verify=false", "--set", "optim.batch_size=32"])
-            .arg("--data-root")
-            .arg(tmp.path())
-            .arg("--out")
-            .arg(&run),
-    );
+    common::run_ok(&mut common::train_cli(
+        tmp.path(),
+        &run,
+        &[
+            "--epochs",
+            "2",
+            "--seed",
+            "5",
+            "--set",
+            "model.width=2",
+            "--set",
+            "model.l2=true",
+        ],
+    ));
     let out = common::run_ok(ncood().arg("eval").arg(&run).args([
         "--ood",
         "flip-invert,noise-gaussian",

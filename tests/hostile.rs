@@ -72,6 +72,20 @@ impl Files {
     fn p(&self, n: &str) -> PathBuf {
         self.dir.path().join(n)
     }
+    /// `ncood collapse` of `features` with `labels` and the classifier in `w.npy`.
+    fn collapse(&self, features: &str, labels: &str) -> Command {
+        let mut c = ncood();
+        c.arg("collapse")
+            .arg("--features")
+            .arg(self.p(features))
+            .arg("--labels")
+            .arg(self.p(labels))
+            .arg("--weights")
+            .arg(self.p("w.npy"))
+            .arg("--out")
+            .arg(self.p("nc.json"));
+        c
+    }
     /// `ncood score` over the standard files with `replace` swapping one file for another.
     fn score(&self, replace: &[(&str, &str)], extra: &[&str]) -> Command {
         let pick = |n: &str| {
@@ -138,16 +152,7 @@ fn npy_headers_that_lie_are_errors() {
     // The same files through collapse.
     f64_npy(&f.p("w.npy"), 2, 3, |i, j| (i + j) as f64);
     fails(
-        ncood()
-            .arg("collapse")
-            .arg("--features")
-            .arg(f.p("huge.npy"))
-            .arg("--labels")
-            .arg(f.p("labels.npy"))
-            .arg("--weights")
-            .arg(f.p("w.npy"))
-            .arg("--out")
-            .arg(f.p("nc.json")),
+        &mut f.collapse("huge.npy", "labels.npy"),
         &["huge.npy", "truncated"],
     );
 }
@@ -173,16 +178,7 @@ fn labels_are_bounded_before_anything_is_sized() {
     i64_npy(&f.p("three.npy"), &big);
     f64_npy(&f.p("w.npy"), 2, 3, |i, j| (i + j) as f64);
     fails(
-        ncood()
-            .arg("collapse")
-            .arg("--features")
-            .arg(f.p("train.npy"))
-            .arg("--labels")
-            .arg(f.p("three.npy"))
-            .arg("--weights")
-            .arg(f.p("w.npy"))
-            .arg("--out")
-            .arg(f.p("nc.json")),
+        &mut f.collapse("train.npy", "three.npy"),
         &["three.npy", "expected 0..1"],
     );
 }
@@ -272,18 +268,8 @@ fn classifier_bias_is_checked() {
     let f = Files::new();
     f64_npy(&f.p("w.npy"), 2, 3, |i, j| (i + j) as f64);
     let collapse = |bias: &str| {
-        let mut c = ncood();
-        c.arg("collapse")
-            .arg("--features")
-            .arg(f.p("train.npy"))
-            .arg("--labels")
-            .arg(f.p("labels.npy"))
-            .arg("--weights")
-            .arg(f.p("w.npy"))
-            .arg("--bias")
-            .arg(f.p(bias))
-            .arg("--out")
-            .arg(f.p("nc.json"));
+        let mut c = f.collapse("train.npy", "labels.npy");
+        c.arg("--bias").arg(f.p(bias));
         c
     };
     std::fs::write(f.p("b3.npy"), npy::encode(&[3], &[0.0f64, 1.0, 2.0])).unwrap();
@@ -332,18 +318,7 @@ fn nc1_is_undefined_below_c_minus_1_dimensions() {
         &(0..40).map(|i| (i % 4) as i64).collect::<Vec<_>>(),
     );
     f64_npy(&f.p("w.npy"), 4, 2, |i, j| (i * 2 + j) as f64);
-    let out = common::run_ok(
-        ncood()
-            .arg("collapse")
-            .arg("--features")
-            .arg(f.p("h.npy"))
-            .arg("--labels")
-            .arg(f.p("y.npy"))
-            .arg("--weights")
-            .arg(f.p("w.npy"))
-            .arg("--out")
-            .arg(f.p("nc.json")),
-    );
+    let out = common::run_ok(&mut f.collapse("h.npy", "y.npy"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("NC1 undefined") && stdout.contains("fewer than C - 1 = 3"),
@@ -382,24 +357,11 @@ fn tiny_run() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 120, 40);
     let run = tmp.path().join("run");
-    common::run_ok(
-        ncood()
-            .args([
-                "train",
-                "--device",
-                "cpu",
-                "--threads",
-                "1",
-                "--epochs",
-                "2",
-            ])
-            .args(["--set", "model.width=1", "--set", "data.verify=false"])
-            .args(["--set", "optim.batch_size=32"])
-            .arg("--data-root")
-            .arg(tmp.path())
-            .arg("--out")
-            .arg(&run),
-    );
+    common::run_ok(&mut common::train_cli(
+        tmp.path(),
+        &run,
+        &["--epochs", "2", "--set", "model.width=1"],
+    ));
     (tmp, run)
 }
 

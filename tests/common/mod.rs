@@ -17,6 +17,20 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// `ncood train` of a tiny model on the fake data under `root` into `out`: CPU, one thread,
+/// unverified data, batches of 32, plus `extra` arguments.
+pub fn train_cli(root: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ncood"));
+    c.args(["train", "--device", "cpu", "--threads", "1"])
+        .args(["--set", "data.verify=false", "--set", "optim.batch_size=32"])
+        .args(extra)
+        .arg("--data-root")
+        .arg(root)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::fast());
     e.write_all(bytes).unwrap();
