@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Set up if needed, then the checks CI runs: formatting, lints, and the whole test suite (CPU).
+# Set up if needed, then the checks CI runs: formatting, lints, a short bounded fuzz pass over every
+# parser (scripts/fuzz.sh runs long ones), and the whole test suite (CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 cargo fmt --all -- --check
 cargo clippy --release --all-targets --quiet -- -D warnings
+scripts/fuzz.sh --execs 20000 --time-limit 30
 cargo test --release

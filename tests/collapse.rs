@@ -139,15 +139,11 @@ fn random_features_match_direct_computation_and_streaming() {
     let h = Tensor::randn([n as i64, dim], D)
         + Tensor::randn([c, dim], D).index_select(0, &Tensor::from_slice(&labels)) * 1.5;
     let (w, b) = (Tensor::randn([c, dim], D), Tensor::randn([c], D));
-    let r = measure(
-        &h,
-        &lab(&labels, c),
-        &w,
-        Some(&b),
-        Some(FeatureKind::Raw),
-        7,
-    )
-    .unwrap();
+    let labels_c = lab(&labels, c);
+    let m = |h: &Tensor, chunk| {
+        measure(h, &labels_c, &w, Some(&b), Some(FeatureKind::Raw), chunk).unwrap()
+    };
+    let r = m(&h, 7);
     let got = [
         r.nc1.unwrap(),
         r.nc2.equinorm_means,
@@ -167,28 +163,12 @@ fn random_features_match_direct_computation_and_streaming() {
         );
     }
     // Streaming in chunks equals one pass over everything.
-    let one = measure(
-        &h,
-        &lab(&labels, c),
-        &w,
-        Some(&b),
-        Some(FeatureKind::Raw),
-        n,
-    )
-    .unwrap();
+    let one = m(&h, n);
     let nc1 = r.nc1.unwrap();
     assert!((one.nc1.unwrap() - nc1).abs() <= 1e-12 * nc1);
     assert_eq!(one.nc4, r.nc4);
     // NC1 is unchanged when every feature is scaled by a constant.
-    let scaled = measure(
-        &(&h * 3.7),
-        &lab(&labels, c),
-        &w,
-        Some(&b),
-        Some(FeatureKind::Raw),
-        7,
-    )
-    .unwrap();
+    let scaled = m(&(&h * 3.7), 7);
     assert!(
         (scaled.nc1.unwrap() - nc1).abs() <= 1e-10 * nc1,
         "{:?} vs {nc1}",

@@ -28,7 +28,7 @@ fn fails(cmd: &mut Command, needles: &[&str]) -> String {
 /// A .npy file with a hand-written header and raw data bytes.
 fn raw_npy(path: &Path, header: &str, data: &[u8]) {
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
