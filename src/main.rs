@@ -445,7 +445,7 @@ fn dispatch(command: Command) -> Result<()> {
                 );
             }
             let y = read_labels(&labels, Some(w.size()[0] as usize))?;
-            let r = ncood::collapse::measure(&h, &y, &w, b.as_ref(), kind, 4096)?;
+            let r = ncood::collapse::measure(&h, &y, &w, b.as_ref(), kind, ncood::stats::CHUNK)?;
             ncood::atomic::write_json(&out, &r)?;
             say!(
                 "NC1 {}  NC2 equinorm {:.4} / {:.4}  equiangularity {:.4} / {:.4}  max-angle {:.4} / {:.4} (means / weights)  NC3 {:.4}  NC4 {:.4}",

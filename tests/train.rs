@@ -274,3 +274,74 @@ fn cli_reports_bad_configs_and_missing_runs() {
     assert!(!st.status.success());
     assert!(String::from_utf8_lossy(&st.stderr).contains("cifar-10-binary.tar.gz"));
 }
+
+/// A soak test, run by hand (`cargo test --release --test train -- --ignored --nocapture`):
+/// SIGKILL at `NCOOD_SOAK_KILLS` (default 15) moments drawn from a seeded stream
+/// (`NCOOD_SOAK_SEED`), each a resume of the last; the end must equal an uninterrupted run byte
+/// for byte (checkpoints by sha256), with no temporary file left. Timing-dependent by nature,
+/// hence not in CI: `killed_at_any_moment_and_resumed_equals_uninterrupted` pins the moments.
+#[test]
+#[ignore]
+fn soak_random_sigkills() {
+    use rand::{Rng, SeedableRng};
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (kills, seed) = (env("NCOOD_SOAK_KILLS", 15), env("NCOOD_SOAK_SEED", 1));
+    let epochs = 30;
+    let (tmp, _) = setup(epochs);
+    let cfg = tmp.path().join("cfg.toml");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let start = std::time::Instant::now();
+    common::run_ok(
+        ncood()
+            .args(["train", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&a),
+    );
+    let full_ms = start.elapsed().as_millis() as u64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut killed = 0;
+    while killed < kills {
+        let mut cmd = ncood();
+        if RunDir::new(&b).exists() {
+            cmd.args(["train", "--resume"]).arg(&b);
+        } else {
+            cmd.args(["train", "--config"])
+                .arg(&cfg)
+                .arg("--out")
+                .arg(&b);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill within the first fifth of a full run's time: the run advances a little each time.
+        let ms = rng.random_range(50..(full_ms / 5).max(100));
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+            let done = RunDir::new(&b).latest_checkpoint().unwrap_or(0);
+            println!("kill {killed} after {ms} ms (checkpoint of epoch {done} on disk)");
+        }
+        child.wait().unwrap();
+        assert!(
+            RunDir::new(&b).latest_checkpoint().unwrap_or(0) < epochs,
+            "the run finished before {kills} kills; use more epochs"
+        );
+    }
+    common::run_ok(ncood().args(["train", "--resume"]).arg(&b));
+    assert_eq!(checkpoint_digests(&a), checkpoint_digests(&b));
+    assert_eq!(log_without_times(&a), log_without_times(&b));
+    assert_eq!(temporaries(&b), Vec::<PathBuf>::new());
+    println!(
+        "{killed} SIGKILLs, then resumed: {} checkpoint files equal by sha256, no temporary file",
+        checkpoint_digests(&b).len()
+    );
+}
