@@ -41,6 +41,91 @@ pub struct Collapse {
     pub features: Option<FeatureKind>,
 }
 
+/// A linear classifier in f64: weights W (C x D) and an optional bias b (C), checked when made:
+/// float values, all finite, at least two classes, no all-zero row (its cosines are undefined).
+pub struct Classifier {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Classifier {
+    /// `what` names the source (a file, a checkpoint) in errors.
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>, what: &str) -> Result<Classifier> {
+        let float = |t: &Tensor| {
+            matches!(
+                t.kind(),
+                Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+            )
+        };
+        let finite = |t: &Tensor| t.isfinite().all().int64_value(&[]) == 1;
+        let bad = |p: String| Error::invalid(format!("{what} classifier"), p);
+        if weight.dim() != 2 || !float(weight) {
+            return Err(bad(format!(
+                "weights must be a C x D float matrix, got {:?} of shape {:?}",
+                weight.kind(),
+                weight.size()
+            )));
+        }
+        let w = weight.to_device(Device::Cpu).to_kind(Kind::Double);
+        let c = w.size()[0];
+        if c < 2 {
+            return Err(bad(format!(
+                "{c} class(es); Neural Collapse needs at least 2"
+            )));
+        }
+        if !finite(&w) {
+            return Err(bad("weights contain NaN or inf".into()));
+        }
+        let norms = Vec::<f64>::try_from(w.norm_scalaropt_dim(2, [1], false)).expect("f64 vector");
+        if let Some(row) = norms.iter().position(|&n| n == 0.0) {
+            return Err(bad(format!(
+                "weight row {row} is zero: its angles are undefined"
+            )));
+        }
+        let bias = match bias {
+            None => None,
+            Some(b) => {
+                if b.size() != [c] || !float(b) {
+                    return Err(Error::ShapeMismatch {
+                        what: format!("{what} classifier bias"),
+                        expected: format!("{c} floats (one per class)"),
+                        got: format!("{:?} of shape {:?}", b.kind(), b.size()),
+                    });
+                }
+                let b = b.to_device(Device::Cpu).to_kind(Kind::Double);
+                if !finite(&b) {
+                    return Err(bad("bias contains NaN or inf".into()));
+                }
+                Some(b)
+            }
+        };
+        Ok(Classifier { weight: w, bias })
+    }
+
+    /// The head of a safetensors checkpoint (`fc.weight`, `fc.bias`: ncood's or PyTorch's layout).
+    pub fn from_checkpoint(path: &std::path::Path) -> Result<Classifier> {
+        let (t, _) = crate::checkpoint::read(path)?;
+        let w = t
+            .get("fc.weight")
+            .ok_or_else(|| Error::bad_file(path, "has no tensor fc.weight"))?;
+        Classifier::new(w, t.get("fc.bias"), &path.display().to_string())
+    }
+
+    /// Weights and optional bias from .npy files.
+    pub fn from_files(
+        weight: &std::path::Path,
+        bias: Option<&std::path::Path>,
+    ) -> Result<Classifier> {
+        let w = crate::features::read_matrix(weight)?;
+        let b = bias.map(crate::features::read_vector).transpose()?;
+        Classifier::new(&w, b.as_ref(), &weight.display().to_string())
+    }
+
+    pub fn classes(&self) -> usize {
+        self.weight.size()[0] as usize
+    }
+}
+
 fn f64_of(t: &Tensor) -> f64 {
     f64::try_from(t).expect("scalar")
 }
@@ -111,32 +196,23 @@ fn rank(m_rows: &Tensor) -> usize {
 }
 
 /// NC1-NC4 of features h (N x D), from their class statistics (`stats`, shared with GDA) and one
-/// more pass over h in chunks for NC4; classifier W (C x D) and bias b (C), shapes checked.
+/// more pass over h in chunks for NC4, with the classifier (which must be C x D).
 pub fn from_stats(
     stats: &ClassStats,
     h: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
+    classifier: &Classifier,
     features: Option<FeatureKind>,
     chunk: usize,
 ) -> Result<Collapse> {
     let n = stats.total();
     let means = &stats.means;
     let (c, d) = (means.size()[0], means.size()[1]);
+    let (w, b) = (&classifier.weight, classifier.bias.as_ref());
     if w.size() != [c, d] {
         return Err(Error::ShapeMismatch {
             what: "NC classifier weights".into(),
             expected: format!("{c} x {d} (classes x feature dimension)"),
             got: format!("{:?}", w.size()),
-        });
-    }
-    if let Some(b) = b
-        && b.size() != [c]
-    {
-        return Err(Error::ShapeMismatch {
-            what: "NC classifier bias".into(),
-            expected: format!("{c} (one per class)"),
-            got: format!("{:?}", b.size()),
         });
     }
     let m_rows = means - means.mean_dim(0, true, Kind::Double); // C x D
@@ -148,8 +224,6 @@ pub fn from_stats(
         )
     });
     let sigma_w = stats.scatter.sum_dim_intlist(0, false, Kind::Double) / n as f64; // D x D
-    let w = w.to_device(Device::Cpu).to_kind(Kind::Double);
-    let b = b.map(|b| b.to_device(Device::Cpu).to_kind(Kind::Double));
     let mean_sq = means
         .square()
         .sum_dim_intlist(1, false, Kind::Double)
@@ -162,7 +236,7 @@ pub fn from_stats(
             .to_device(Device::Cpu)
             .to_kind(Kind::Double);
         let mut logits = hb.mm(&w.tr());
-        if let Some(b) = &b {
+        if let Some(b) = b {
             logits += b;
         }
         // argmin_c ||h - mu_c||^2 = argmin_c (||mu_c||^2 - 2 h.mu_c): ||h||^2 does not change it.
@@ -177,13 +251,13 @@ pub fn from_stats(
         nc1_undefined,
         nc2: Nc2 {
             equinorm_means: f64_of(&equinorm(&m_rows)),
-            equinorm_weights: f64_of(&equinorm(&w)),
+            equinorm_weights: f64_of(&equinorm(w)),
             equiangularity_means: f64_of(&equiangularity(&m_rows)),
-            equiangularity_weights: f64_of(&equiangularity(&w)),
+            equiangularity_weights: f64_of(&equiangularity(w)),
             maxangle_means: f64_of(&maxangle(&m_rows)),
-            maxangle_weights: f64_of(&maxangle(&w)),
+            maxangle_weights: f64_of(&maxangle(w)),
         },
-        nc3: f64_of(&nc3(&w, &m_rows)),
+        nc3: f64_of(&nc3(w, &m_rows)),
         nc4: disagree as f64 / n as f64,
         n,
         features,
@@ -195,13 +269,12 @@ pub fn from_stats(
 pub fn measure(
     h: &Tensor,
     labels: &Labels,
-    w: &Tensor,
-    b: Option<&Tensor>,
+    classifier: &Classifier,
     features: Option<FeatureKind>,
     chunk: usize,
 ) -> Result<Collapse> {
     let stats = ClassStats::new(h, labels, "NC", chunk)?;
-    from_stats(&stats, h, w, b, features, chunk)
+    from_stats(&stats, h, classifier, features, chunk)
 }
 
 /// The NC loss of SPEC 7 on a mini-batch's head-input features h (B x D, every class present

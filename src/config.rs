@@ -206,7 +206,7 @@ impl RunConfig {
     /// is taken as a string). Unknown keys are errors.
     pub fn from_toml(text: &str, overrides: &[String]) -> Result<RunConfig> {
         let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
+            toml::from_str(text).map_err(|e| Error::config("run config", e.to_string()))?;
         for o in overrides {
             let (key, value) = o
                 .split_once('=')
@@ -227,7 +227,7 @@ impl RunConfig {
         }
         let cfg: RunConfig = table
             .try_into()
-            .map_err(|e: toml::de::Error| Error::config("config", e.message().to_string()))?;
+            .map_err(|e: toml::de::Error| Error::config("run config", e.message().to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -327,6 +327,49 @@ impl RunConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The dotted keys whose values differ between `self` and `other`, except `ignore` (keys or
+    /// sections, e.g. "device" or "track").
+    pub fn differences(&self, other: &RunConfig, ignore: &[&str]) -> Vec<String> {
+        fn flatten(prefix: &str, t: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match v {
+                    toml::Value::Table(t) => flatten(&key, t, out),
+                    v => out.push((key, v.clone())),
+                }
+            }
+        }
+        let flat = |c: &RunConfig| {
+            let mut out = vec![];
+            flatten(
+                "",
+                &toml::Table::try_from(c).expect("a RunConfig serialises"),
+                &mut out,
+            );
+            out.into_iter()
+                .collect::<std::collections::BTreeMap<String, toml::Value>>()
+        };
+        let (a, b) = (flat(self), flat(other));
+        let skip = |k: &str| {
+            ignore
+                .iter()
+                .any(|i| k == *i || k.starts_with(&format!("{i}.")))
+        };
+        let mut keys: Vec<String> = a
+            .keys()
+            .chain(b.keys())
+            .filter(|k| !skip(k) && a.get(*k) != b.get(*k))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     /// The directory name a run gets when none is given: DATA-ARCH-wWIDTH-(l2|nol2)-sSEED.

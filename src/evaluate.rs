@@ -1,14 +1,15 @@
 //! The OoD evaluation of a trained run or of feature files: every score, every metric, one
 //! result (JSON) and its readable table (markdown).
 use crate::data::loader::Normalizer;
-use crate::data::{DataSource, OodSet, RunData};
+use crate::data::{DataSource, Dataset, OodSet, RunData, Split};
 use crate::error::{Error, Result};
-use crate::features::{FeatureKind, FeatureSet, Labels};
+use crate::features::{FeatureKind, FeatureSet, Labels, read_labels, read_matrix};
 use crate::metrics::{self, Classification};
 use crate::ood::{self, DetectionTable, ScoreName, Scored, gda::GdaInfo, softmax};
 use crate::run::{Provenance, RunDir};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
 /// ID classification quality on the test set.
@@ -81,6 +82,57 @@ pub struct FileInputs {
     pub id_labels: Option<Labels>,
 }
 
+/// The files `ncood score` reads; an OoD set is named by its file's stem.
+pub struct FilePaths {
+    pub train_features: PathBuf,
+    pub train_labels: PathBuf,
+    pub id_features: PathBuf,
+    pub ood_features: Vec<PathBuf>,
+    pub id_logits: Option<PathBuf>,
+    pub ood_logits: Vec<PathBuf>,
+    pub id_labels: Option<PathBuf>,
+}
+
+impl FileInputs {
+    /// Reads and checks every file (see `features::read_matrix` and `read_labels`); two OoD
+    /// files with the same stem are an error (their results would share a name).
+    pub fn read(p: &FilePaths) -> Result<FileInputs> {
+        let mut ood = vec![];
+        for path in &p.ood_features {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if ood.iter().any(|(n, _)| n == &name) {
+                return Err(Error::invalid(
+                    "OoD feature files",
+                    format!("two files are named {name}: results are keyed by the file name"),
+                ));
+            }
+            ood.push((name, read_matrix(path)?));
+        }
+        let id_logits = p.id_logits.as_deref().map(read_matrix).transpose()?;
+        let classes = id_logits.as_ref().map(|l| l.size()[1] as usize);
+        Ok(FileInputs {
+            train_features: read_matrix(&p.train_features)?,
+            train_labels: read_labels(&p.train_labels, classes)?,
+            id_features: read_matrix(&p.id_features)?,
+            ood,
+            ood_logits: p
+                .ood_logits
+                .iter()
+                .map(|p| read_matrix(p))
+                .collect::<Result<_>>()?,
+            id_labels: p
+                .id_labels
+                .as_deref()
+                .map(|p| read_labels(p, classes))
+                .transpose()?,
+            id_logits,
+        })
+    }
+}
+
 /// Checks that `rows` of one array match another's, naming both.
 fn same_rows(what: &str, t: &Tensor, rows: i64, of: &str) -> Result<()> {
     if t.size()[0] != rows {
@@ -97,7 +149,7 @@ impl FileInputs {
     /// Every shape agreement the scores rely on, checked before anything is computed.
     fn check(&self) -> Result<()> {
         let d = self.train_features.size()[1];
-        for (name, t) in std::iter::once(("ID features", &self.id_features))
+        for (name, t) in std::iter::once(("ID", &self.id_features))
             .chain(self.ood.iter().map(|(n, t)| (n.as_str(), t)))
         {
             if t.size()[1] != d {
@@ -124,6 +176,16 @@ impl FileInputs {
         let n_id = self.id_features.size()[0];
         same_rows("ID logits", id_logits, n_id, "the ID features")?;
         let c = id_logits.size()[1];
+        if c < 2 || c as usize != self.train_labels.classes() {
+            return Err(Error::ShapeMismatch {
+                what: "ID logits".into(),
+                expected: format!(
+                    "one column per class of the training labels ({})",
+                    self.train_labels.classes()
+                ),
+                got: format!("{:?}", id_logits.size()),
+            });
+        }
         for ((name, f), l) in self.ood.iter().zip(&self.ood_logits) {
             same_rows(
                 &format!("{name} logits"),
@@ -186,34 +248,101 @@ pub fn score_files(inp: &FileInputs) -> Result<EvalResult> {
     Ok(r)
 }
 
+/// A run's checkpoint loaded for evaluation: its config (data root replaced when asked), model,
+/// epoch, ID data and normaliser; `eval`, `predict` and `features` start here.
+pub struct LoadedRun {
+    pub dir: RunDir,
+    pub cfg: crate::config::RunConfig,
+    pub net: crate::model::Net,
+    pub epoch: usize,
+    pub data: RunData,
+    pub norm: Normalizer,
+    pub src: DataSource,
+}
+
+impl LoadedRun {
+    /// Epoch `epoch` (0 = the latest) of the run in `dir` on `device`; `data_root` replaces the
+    /// recorded data root.
+    pub fn load(
+        dir: &RunDir,
+        epoch: usize,
+        device: Device,
+        data_root: Option<&std::path::Path>,
+    ) -> Result<LoadedRun> {
+        let (mut cfg, net, epoch) = dir.load_net(epoch, device)?;
+        if let Some(root) = data_root {
+            cfg.data.root = Some(root.to_path_buf());
+        }
+        let data = RunData::load(&cfg.data, cfg.seed)?;
+        Ok(LoadedRun {
+            dir: dir.clone(),
+            norm: Normalizer::new(&data.normalization, device),
+            src: DataSource::from(&cfg.data),
+            cfg,
+            net,
+            epoch,
+            data,
+        })
+    }
+
+    /// One eval pass over `d`.
+    pub fn features(&self, d: &Dataset) -> Result<FeatureSet> {
+        FeatureSet::extract(
+            &self.net.model,
+            d,
+            &self.norm,
+            self.cfg.data.eval_batch_size,
+        )
+    }
+
+    /// The features of a data set's split, or for the test split also of a generated OoD set.
+    pub fn features_of(&self, set: OodSet, split: Split) -> Result<FeatureSet> {
+        let cfg = &self.cfg;
+        let d = match (set, split) {
+            (set, Split::Test) => set.load(
+                &self.src,
+                &self.data.test,
+                &self.data.normalization,
+                cfg.seed,
+            )?,
+            (OodSet::Data(kind), split) => {
+                self.src
+                    .load(kind, split, cfg.seed, cfg.data.val_fraction)?
+            }
+            (OodSet::Generated(g), split) => {
+                return Err(Error::invalid(
+                    format!("OoD set {}", g.name()),
+                    format!("is generated: it has only a test split, not {split}"),
+                ));
+            }
+        };
+        if d.is_empty() {
+            return Err(Error::invalid(
+                format!("data set {set}"),
+                format!("its {split} split has no images"),
+            ));
+        }
+        self.features(&d)
+    }
+}
+
 /// The whole evaluation of a run's checkpoint (`ncood eval`): features of the train, validation
 /// and test splits and of every OoD set, GDA on raw and on normalised features, the softmax family
 /// at T = 1 and at the validation-fitted T, feature norm, all metrics, ID accuracy and ECE.
 /// `data_root` replaces the run's recorded data root when given.
-pub fn eval_run(
-    run: &RunDir,
-    epoch: usize,
-    ood_sets: &[OodSet],
-    device: Device,
-    data_root: Option<&std::path::Path>,
-) -> Result<EvalResult> {
-    if ood_sets.is_empty() {
-        return Err(Error::invalid("OoD sets", "none given"));
-    }
-    let (mut cfg, net, epoch) = run.load_net(epoch, device)?;
-    if let Some(root) = data_root {
-        cfg.data.root = Some(root.to_path_buf());
-    }
-    let data = RunData::load(&cfg.data, cfg.seed)?;
-    let norm = Normalizer::new(&data.normalization, device);
-    let src = DataSource::from(&cfg.data);
-    let batch = cfg.data.eval_batch_size;
-    let feats = |d: &crate::data::Dataset| FeatureSet::extract(&net.model, d, &norm, batch);
+/// `ood_sets` empty = the defaults for the run's ID set (`OodSet::defaults`).
+pub fn eval_run(run: &LoadedRun, ood_sets: &[OodSet], device: Device) -> Result<EvalResult> {
+    let (cfg, data) = (&run.cfg, &run.data);
+    let ood_sets = match ood_sets {
+        [] => OodSet::defaults(cfg.data.name, &run.src.root),
+        sets => sets.to_vec(),
+    };
+    let feats = |d: &Dataset| run.features(d);
     let train = feats(&data.train)?;
     let test = feats(&data.test)?;
     let oods: Vec<FeatureSet> = ood_sets
         .iter()
-        .map(|o| feats(&o.load(&src, &data.test, &data.normalization, cfg.seed)?))
+        .map(|o| feats(&o.load(&run.src, &data.test, &data.normalization, cfg.seed)?))
         .collect::<Result<_>>()?;
     let classes = Some(data.train.info.classes);
     let labels = Labels::new(train.labels.clone(), classes, "training split")?;
@@ -272,8 +401,8 @@ pub fn eval_run(
         ece: c.ece,
         ece_temperature_scaled: ece_t,
     });
-    r.run = Some(run.path().display().to_string());
-    r.epoch = Some(epoch);
+    r.run = Some(run.dir.path().display().to_string());
+    r.epoch = Some(run.epoch);
     r.temperature = temperature;
     Ok(r)
 }

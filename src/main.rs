@@ -5,14 +5,16 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use ncood::collapse::Classifier;
 use ncood::config::RunConfig;
-use ncood::data::{DataSource, OodSet, RunData, Split, loader::Normalizer};
+use ncood::data::{OodSet, Split};
 use ncood::device::DeviceSpec;
-use ncood::features::{FeatureKind, FeatureSet, read_labels, read_matrix, read_vector};
+use ncood::evaluate::LoadedRun;
+use ncood::features::{FeatureKind, FeatureSet, read_labels, read_matrix};
 use ncood::run::RunDir;
 use ncood::train::{self, Group, Progress, Start};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Out-of-distribution detection and Neural Collapse on DDU ResNets.
 ///
@@ -372,31 +374,15 @@ fn dispatch(command: Command) -> Result<()> {
             compute,
         } => {
             compute.setup()?;
-            let stem = |p: &Path| {
-                p.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            };
-            let id_logits = id_logits.as_deref().map(read_matrix).transpose()?;
-            let classes = id_logits.as_ref().map(|l| l.size()[1] as usize);
-            let inputs = ncood::evaluate::FileInputs {
-                train_features: read_matrix(&train_features)?,
-                train_labels: read_labels(&train_labels, None)?,
-                id_features: read_matrix(&id_features)?,
-                ood: ood_features
-                    .iter()
-                    .map(|p| Ok((stem(p), read_matrix(p)?)))
-                    .collect::<ncood::Result<_>>()?,
-                ood_logits: ood_logits
-                    .iter()
-                    .map(|p| read_matrix(p))
-                    .collect::<ncood::Result<_>>()?,
-                id_labels: id_labels
-                    .as_deref()
-                    .map(|p| read_labels(p, classes))
-                    .transpose()?,
+            let inputs = ncood::evaluate::FileInputs::read(&ncood::evaluate::FilePaths {
+                train_features,
+                train_labels,
+                id_features,
+                ood_features,
                 id_logits,
-            };
+                ood_logits,
+                id_labels,
+            })?;
             let r = ncood::evaluate::score_files(&inputs)?;
             ncood::atomic::write_json(&out, &r)?;
             say!("{}", ncood::evaluate::markdown(&r));
@@ -415,37 +401,13 @@ fn dispatch(command: Command) -> Result<()> {
         } => {
             compute.setup()?;
             let h = read_matrix(&features)?;
-            let (w, b) = match (weights, checkpoint) {
-                (Some(w), _) => (
-                    read_matrix(&w)?,
-                    bias.as_deref().map(read_vector).transpose()?,
-                ),
-                (None, Some(c)) => {
-                    let (t, _) = ncood::checkpoint::read(&c)?;
-                    let w = t
-                        .get("fc.weight")
-                        .with_context(|| format!("{} has no fc.weight", c.display()))?;
-                    anyhow::ensure!(
-                        w.dim() == 2,
-                        "{}: fc.weight has shape {:?}, expected C x D",
-                        c.display(),
-                        w.size()
-                    );
-                    (
-                        w.to_kind(tch::Kind::Double),
-                        t.get("fc.bias").map(|b| b.to_kind(tch::Kind::Double)),
-                    )
-                }
+            let head = match (weights, checkpoint) {
+                (Some(w), _) => Classifier::from_files(&w, bias.as_deref())?,
+                (None, Some(c)) => Classifier::from_checkpoint(&c)?,
                 (None, None) => anyhow::bail!("give --weights or --checkpoint"),
             };
-            if let Some(b) = &b {
-                anyhow::ensure!(
-                    b.isfinite().all().int64_value(&[]) == 1,
-                    "the classifier bias contains NaN or inf"
-                );
-            }
-            let y = read_labels(&labels, Some(w.size()[0] as usize))?;
-            let r = ncood::collapse::measure(&h, &y, &w, b.as_ref(), kind, ncood::stats::CHUNK)?;
+            let y = read_labels(&labels, Some(head.classes()))?;
+            let r = ncood::collapse::measure(&h, &y, &head, kind, ncood::stats::CHUNK)?;
             ncood::atomic::write_json(&out, &r)?;
             say!(
                 "NC1 {}  NC2 equinorm {:.4} / {:.4}  equiangularity {:.4} / {:.4}  max-angle {:.4} / {:.4} (means / weights)  NC3 {:.4}  NC4 {:.4}",
@@ -494,22 +456,15 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Eval { run, ood } => {
             let device = run.compute.setup()?;
             let dir = RunDir::new(&run.run_dir);
-            let ood = if ood.is_empty() {
-                let cfg = dir.config()?;
-                let src = DataSource::from(&cfg.data);
-                OodSet::defaults(cfg.data.name, run.data_root.as_deref().unwrap_or(&src.root))
-            } else {
-                ood
-            };
-            let r =
-                ncood::evaluate::eval_run(&dir, run.epoch, &ood, device, run.data_root.as_deref())?;
+            let lock = dir.lock_existing()?; // before the work, which a held lock would waste
+            let loaded = LoadedRun::load(&dir, run.epoch, device, run.data_root.as_deref())?;
+            let r = ncood::evaluate::eval_run(&loaded, &ood, device)?;
             let md = ncood::evaluate::markdown(&r);
-            let epoch = r.epoch.unwrap_or(0);
-            dir.lock()?.write_eval(epoch, &r, &md)?;
+            lock.write_eval(loaded.epoch, &r, &md)?;
             say!("{md}");
             say!(
-                "results: {}.{{json,md}}",
-                dir.eval_path(epoch, "*").with_extension("").display()
+                "results: {}",
+                dir.eval_path(loaded.epoch, "{json,md}").display()
             );
             Ok(())
         }
@@ -551,10 +506,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 data_root.map(|r| format!("data.root={:?}", r.display().to_string())),
             ];
             overrides.extend(short.into_iter().flatten());
-            let cfg = RunConfig::from_toml(&text, &overrides).with_context(|| match &config {
-                Some(p) => format!("configuration {}", p.display()),
-                None => "configuration".into(),
-            })?;
+            let cfg = RunConfig::from_toml(&text, &overrides);
+            let cfg = match &config {
+                Some(p) => cfg.with_context(|| p.display().to_string())?,
+                None => cfg?,
+            };
             let dir = out.unwrap_or_else(|| PathBuf::from("runs").join(cfg.run_name()));
             (dir, Start::New(Box::new(cfg)))
         }
@@ -574,27 +530,14 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// One eval pass of a run's checkpoint over a data set: a registered set's split, or for the test
-/// split also a generated OoD set.
+/// One eval pass of a run's checkpoint over a data set's split.
 fn features_of(a: &DataArgs) -> Result<(FeatureSet, usize)> {
     let device = a.run.compute.setup()?;
-    let (mut cfg, net, epoch) = RunDir::new(&a.run.run_dir).load_net(a.run.epoch, device)?;
-    if let Some(root) = &a.run.data_root {
-        cfg.data.root = Some(root.clone());
-    }
-    let id = RunData::load(&cfg.data, cfg.seed)?;
-    let src = DataSource::from(&cfg.data);
-    let set = match (a.data, a.split) {
-        (set, Split::Test) => set.load(&src, &id.test, &id.normalization, cfg.seed)?,
-        (OodSet::Data(kind), split) => src.load(kind, split, cfg.seed, cfg.data.val_fraction)?,
-        (OodSet::Generated(g), split) => anyhow::bail!(
-            "{} is a generated OoD set: it has only a test split, not {split}",
-            g.name()
-        ),
-    };
-    let norm = Normalizer::new(&id.normalization, device);
-    Ok((
-        FeatureSet::extract(&net.model, &set, &norm, cfg.data.eval_batch_size)?,
-        epoch,
-    ))
+    let run = LoadedRun::load(
+        &RunDir::new(&a.run.run_dir),
+        a.run.epoch,
+        device,
+        a.run.data_root.as_deref(),
+    )?;
+    Ok((run.features_of(a.data, a.split)?, run.epoch))
 }

@@ -100,6 +100,22 @@ pub struct Summary {
     pub checkpoint: PathBuf,
 }
 
+/// Config fields that may differ between the processes of one run (they do not change what is
+/// trained): the epoch count (over-training raises it), where it computes, where the data is.
+pub const PER_PROCESS: &[&str] = &[
+    "optim.epochs",
+    "device",
+    "threads",
+    "data.root",
+    "data.eval_batch_size",
+];
+
+/// A resume state: the checkpoint's tensors (model and optimiser) and step count.
+pub struct State {
+    pub tensors: std::collections::HashMap<String, tch::Tensor>,
+    pub steps: i64,
+}
+
 /// A run directory, for reading.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -125,6 +141,17 @@ impl RunDir {
     /// Whether the directory holds a run (its config).
     pub fn exists(&self) -> bool {
         self.config_path().exists()
+    }
+
+    /// Whether the directory holds any file of a run (config, log, summary or a checkpoint): a
+    /// new run must not start there, or stale checkpoints would win on resume.
+    pub fn holds_run_files(&self) -> bool {
+        let any_checkpoint = std::fs::read_dir(self.path.join(CHECKPOINTS))
+            .map(|mut d| {
+                d.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.')))
+            })
+            .unwrap_or(false);
+        self.exists() || self.log_path().exists() || self.summary_path().exists() || any_checkpoint
     }
 
     /// Epoch `e`'s checkpoint: PyTorch-layout weights, or (`state`) everything resume needs.
@@ -215,10 +242,46 @@ impl RunDir {
         let cfg = self.config()?;
         let epoch = self.checkpoint_epoch(epoch)?;
         let net = Net::new(&cfg, device)?;
-        let path = self.checkpoint_path(epoch, true);
-        let (tensors, _) = checkpoint::read(&path)?;
-        checkpoint::load_into(net.vs.variables(), &tensors, &path)?;
+        self.load_state(&cfg, &net, epoch)?;
         Ok((cfg, net, epoch))
+    }
+
+    /// Loads epoch `epoch`'s resume state into `net` after checking that it was trained with
+    /// `cfg` (up to what may change between processes: epochs, device, threads, data root and
+    /// evaluation batch size); returns its tensors (for the optimiser) and the step count.
+    pub fn load_state(&self, cfg: &RunConfig, net: &Net, epoch: usize) -> Result<State> {
+        let path = self.checkpoint_path(epoch, true);
+        let (tensors, meta) = checkpoint::read(&path)?;
+        let recorded = meta
+            .get("config")
+            .ok_or_else(|| Error::bad_file(&path, "metadata has no config"))
+            .and_then(|text| {
+                RunConfig::from_toml(text, &[])
+                    .map_err(|e| Error::bad_file(&path, format!("its recorded config: {e}")))
+            })?;
+        let changed = cfg.differences(&recorded, PER_PROCESS);
+        if !changed.is_empty() {
+            return Err(Error::run_dir(
+                &self.path,
+                format!(
+                    "config.toml differs from the configuration {} was trained with, in {}",
+                    path.display(),
+                    changed.join(", ")
+                ),
+            ));
+        }
+        checkpoint::load_into(net.vs.variables(), &tensors, &path)?;
+        let steps = meta
+            .get("steps")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::bad_file(&path, "metadata has no valid step count"))?;
+        Ok(State { tensors, steps })
+    }
+
+    /// Takes the lock of a run that exists (one with a config).
+    pub fn lock_existing(&self) -> Result<RunLock> {
+        self.config()?;
+        self.lock()
     }
 
     /// Takes the run's lock (creating the directory), then removes stale temporary files.
@@ -309,23 +372,6 @@ impl RunLock {
         let mut state: Vec<(String, tch::Tensor)> = net.vs.variables().into_iter().collect();
         state.extend(extra);
         checkpoint::write(&self.dir.checkpoint_path(epoch, true), &state, &meta)
-    }
-
-    /// Loads epoch `epoch`'s resume state into `net`; returns its tensors (for the optimiser) and
-    /// the step count.
-    pub fn load_state(
-        &self,
-        net: &Net,
-        epoch: usize,
-    ) -> Result<(std::collections::HashMap<String, tch::Tensor>, i64)> {
-        let path = self.dir.checkpoint_path(epoch, true);
-        let (tensors, meta) = checkpoint::read(&path)?;
-        checkpoint::load_into(net.vs.variables(), &tensors, &path)?;
-        let steps = meta
-            .get("steps")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::bad_file(&path, "metadata has no valid step count"))?;
-        Ok((tensors, steps))
     }
 
     /// Writes an evaluation result (`eval/epoch-NNNN.json`) and its table (`.md`).

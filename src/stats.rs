@@ -12,8 +12,10 @@ use tch::{Device, Kind, Tensor};
 /// Rows converted and multiplied at once.
 pub const CHUNK: usize = 8192;
 
-/// The most memory the C x D x D scatter matrices may take (16 GiB): checked before allocating, so
-/// a file with an absurd feature dimension is an error rather than an allocator failure.
+/// The most memory the C x D x D float64 matrices of GDA and NC may take (16 GiB): the peak holds
+/// about five of them (scatter, covariances, shifted copy, Cholesky factors, eigen workspace).
+/// Checked before allocating, so a file with an absurd feature dimension is an error rather than
+/// an allocator failure.
 pub const MAX_SCATTER_BYTES: u128 = 16 << 30;
 
 pub struct ClassStats {
@@ -39,12 +41,12 @@ impl ClassStats {
                 });
             }
         };
-        let bytes = classes as u128 * d as u128 * d as u128 * 8;
+        let bytes = 5 * classes as u128 * d as u128 * d as u128 * 8;
         if bytes > MAX_SCATTER_BYTES {
             return Err(Error::invalid(
                 format!("{what} features"),
                 format!(
-                    "{classes} classes x {d} x {d} float64 scatter matrices need {:.1} GiB, more than the limit of {} GiB",
+                    "{classes} classes x {d} x {d} float64 matrices (five sets at the peak) need {:.1} GiB, more than the limit of {} GiB",
                     bytes as f64 / (1u64 << 30) as f64,
                     MAX_SCATTER_BYTES >> 30
                 ),

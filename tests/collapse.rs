@@ -1,6 +1,6 @@
 //! Neural Collapse: exact zeros under perfect collapse, agreement with a direct dense computation,
 //! scale invariance of NC1, streaming = one-shot, and NC-loss gradients against finite differences.
-use ncood::collapse::{measure, nc_loss};
+use ncood::collapse::{Classifier, measure, nc_loss};
 use ncood::features::{FeatureKind, Labels};
 
 fn lab(v: &[i64], c: i64) -> Labels {
@@ -27,8 +27,7 @@ fn perfect_collapse_gives_zeros() {
     let r = measure(
         &h,
         &lab(&labels, c),
-        &m,
-        Some(&Tensor::zeros([c], D)),
+        &Classifier::new(&m, Some(&Tensor::zeros([c], D)), "test").unwrap(),
         Some(FeatureKind::Raw),
         6,
     )
@@ -140,9 +139,9 @@ fn random_features_match_direct_computation_and_streaming() {
         + Tensor::randn([c, dim], D).index_select(0, &Tensor::from_slice(&labels)) * 1.5;
     let (w, b) = (Tensor::randn([c, dim], D), Tensor::randn([c], D));
     let labels_c = lab(&labels, c);
-    let m = |h: &Tensor, chunk| {
-        measure(h, &labels_c, &w, Some(&b), Some(FeatureKind::Raw), chunk).unwrap()
-    };
+    let head = Classifier::new(&w, Some(&b), "test").unwrap();
+    let m =
+        |h: &Tensor, chunk| measure(h, &labels_c, &head, Some(FeatureKind::Raw), chunk).unwrap();
     let r = m(&h, 7);
     let got = [
         r.nc1.unwrap(),
@@ -175,17 +174,25 @@ fn random_features_match_direct_computation_and_streaming() {
         scaled.nc1
     );
     // A class without samples is an error.
-    let e = measure(
-        &h,
-        &lab(&labels, 6),
-        &Tensor::randn([6, dim], D),
-        None,
-        None,
-        7,
-    )
-    .unwrap_err()
-    .to_string();
+    let six = Classifier::new(&Tensor::randn([6, dim], D), None, "test").unwrap();
+    let e = measure(&h, &lab(&labels, 6), &six, None, 7)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("class 5 has no samples"), "{e}");
+    // Classifiers NC cannot measure: one class, a zero row, NaN, integer weights.
+    let bad = [
+        (Tensor::randn([1, dim], D), "at least 2"),
+        (Tensor::zeros([3, dim], D), "row 0 is zero"),
+        (Tensor::full([3, dim], f64::NAN, D), "NaN"),
+        (
+            Tensor::ones([3, dim], (tch::Kind::Int64, tch::Device::Cpu)),
+            "float matrix",
+        ),
+    ];
+    for (w, why) in bad {
+        let e = Classifier::new(&w, None, "test").err().unwrap().to_string();
+        assert!(e.contains(why), "{e}");
+    }
 }
 
 #[test]

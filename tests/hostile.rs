@@ -255,6 +255,48 @@ fn score_inputs_must_agree_in_shape() {
         &mut f.score(&[("farl.npy", "farl_wide.npy")], &with(&[])),
         &["far logits", "N x 2"],
     );
+    // Logits with another class count than the training labels, or a single column.
+    f64_npy(&f.p("idl3.npy"), 10, 3, |_, _| 0.5);
+    f64_npy(&f.p("farl3.npy"), 8, 3, |_, _| 0.5);
+    let mut three_labels: Vec<i64> = (0..40).map(|i| (i % 2) as i64).collect();
+    three_labels[0] = 2;
+    i64_npy(&f.p("labels3.npy"), &three_labels);
+    fails(
+        &mut f.score(
+            &[("idl.npy", "idl3.npy"), ("farl.npy", "farl3.npy")],
+            &with(&[]),
+        ),
+        &["class 2 has no samples"],
+    );
+    fails(
+        &mut f.score(&[("labels.npy", "labels3.npy")], &with(&[])),
+        &["labels3.npy", "expected 0..1"],
+    );
+    // Two OoD files with one name.
+    std::fs::create_dir_all(f.p("other")).unwrap();
+    std::fs::copy(f.p("far.npy"), f.p("other/far.npy")).unwrap();
+    let mut c = f.score(&[], &[]);
+    c.arg("--ood-features").arg(format!(
+        "{},{}",
+        f.p("far.npy").display(),
+        f.p("other/far.npy").display()
+    ));
+    fails(&mut c, &["two files are named far"]);
+    // A feature dimension whose class statistics would not fit in memory (2 x 20000^2 x 8 x 5).
+    f64_npy(&f.p("wide.npy"), 6, 20000, |i, j| (i * j % 7) as f64);
+    i64_npy(&f.p("labels6.npy"), &[0, 1, 0, 1, 0, 1]);
+    fails(
+        &mut f.score(
+            &[
+                ("train.npy", "wide.npy"),
+                ("labels.npy", "labels6.npy"),
+                ("id.npy", "wide.npy"),
+                ("far.npy", "wide.npy"),
+            ],
+            &[],
+        ),
+        &["GiB", "limit of 16 GiB"],
+    );
     // OoD features of another dimension.
     f64_npy(&f.p("far4.npy"), 8, 4, |_, _| 0.5);
     fails(
@@ -273,7 +315,10 @@ fn classifier_bias_is_checked() {
         c
     };
     std::fs::write(f.p("b3.npy"), npy::encode(&[3], &[0.0f64, 1.0, 2.0])).unwrap();
-    fails(&mut collapse("b3.npy"), &["bias", "2 (one per class)"]);
+    fails(
+        &mut collapse("b3.npy"),
+        &["bias", "2 floats (one per class)"],
+    );
     std::fs::write(f.p("bnan.npy"), npy::encode(&[2], &[0.0f64, f64::NAN])).unwrap();
     fails(
         &mut collapse("bnan.npy"),

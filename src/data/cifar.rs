@@ -6,7 +6,6 @@
 //! fine one, 100 classes). Files are read from the published .tar.gz archive (whose sha256 is
 //! checked) or from the extracted folder the archive contains.
 use crate::error::{Error, Result};
-use std::io::Read;
 use std::path::Path;
 
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
@@ -102,8 +101,8 @@ pub fn read_archive(archive: &Path, variant: Variant, train: bool) -> Result<(Ve
             .to_string_lossy()
             .into_owned();
         if let Some(i) = members.iter().position(|m| name == format!("{folder}/{m}")) {
-            let mut buf = Vec::new();
-            entry.read_to_end(&mut buf).map_err(corrupt)?;
+            let buf = super::verify::read_capped(&mut entry, super::MAX_DECOMPRESSED)
+                .map_err(|p| Error::bad_file(archive, format!("member {name}: {p}")))?;
             found[i] = Some(buf);
         }
     }

@@ -20,6 +20,10 @@ use rand::seq::SliceRandom;
 pub use registry::{DatasetInfo, DatasetKind};
 use std::path::{Path, PathBuf};
 
+/// The most bytes a compressed data file or member may expand to (1 GiB; the largest real one,
+/// SVHN's training images, is 225 MB): beyond it the file is rejected, not decompressed.
+pub const MAX_DECOMPRESSED: u64 = 1 << 30;
+
 /// Which part of a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
@@ -56,8 +60,6 @@ impl std::fmt::Display for Split {
         f.write_str(self.name())
     }
 }
-
-crate::serde_by_name!(Split);
 
 /// Images (u8, N x C x H x W row-major) and labels of one split, in data-set order.
 #[derive(Debug, Clone)]

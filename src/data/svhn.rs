@@ -413,7 +413,7 @@ impl Buf<'_> {
 
 /// Decompresses the miCOMPRESSED element at file byte `at` (zlib stream `z`) into the one
 /// element it holds, tag included, and returns it with that element's ranges. Decompression
-/// stops at the size the inner tag declares (at most 4 GiB, a u32), plus a few bytes to reach the
+/// stops at the size the inner tag declares (at most `MAX_DECOMPRESSED`), plus a few bytes to reach the
 /// stream's end, so that its checksum is verified and a cut-off stream is caught.
 fn inflate(z: &[u8], at: usize) -> std::result::Result<(Vec<u8>, Element), String> {
     let ctx = |what: String| format!("compressed element at byte {at}: {what}");
@@ -422,6 +422,13 @@ fn inflate(z: &[u8], at: usize) -> std::result::Result<(Vec<u8>, Element), Strin
     d.read_exact(&mut raw)
         .map_err(|e| ctx(format!("cannot read the tag of the element it holds ({e})")))?;
     let tag = Tag::parse(raw).map_err(|e| ctx(format!("the element it holds: {e}")))?;
+    if tag.len as u64 > super::MAX_DECOMPRESSED {
+        return Err(ctx(format!(
+            "the element it holds declares {} bytes, more than the {} bytes any data set needs",
+            tag.len,
+            super::MAX_DECOMPRESSED
+        )));
+    }
     let mut out = raw.to_vec();
     let data = if tag.small {
         4..4 + tag.len

@@ -1,4 +1,5 @@
 //! Reading data files with their sha256 digests, and checking them against the published ones.
+use super::MAX_DECOMPRESSED;
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -15,15 +16,14 @@ fn hex(d: impl AsRef<[u8]>) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads a whole file, gunzipping it when it starts with the gzip magic bytes.
+/// Reads a whole file, gunzipping it when it starts with the gzip magic bytes; the decompressed
+/// size is capped at `MAX_DECOMPRESSED` (a gzip bomb is an error, not an exhausted memory).
 pub fn read_file(path: &Path) -> Result<(Vec<u8>, Digests)> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let file = hex(Sha256::digest(&raw));
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::bad_file(path, format!("corrupt gzip stream: {e}")))?;
+        let out = read_capped(flate2::read::GzDecoder::new(&raw[..]), MAX_DECOMPRESSED)
+            .map_err(|p| Error::bad_file(path, format!("gzip stream: {p}")))?;
         let content = hex(Sha256::digest(&out));
         Ok((out, Digests { file, content }))
     } else {
@@ -35,6 +35,21 @@ pub fn read_file(path: &Path) -> Result<(Vec<u8>, Digests)> {
             },
         ))
     }
+}
+
+/// Everything `r` yields, at most `cap` bytes (`MAX_DECOMPRESSED` for data files); the error says
+/// what went wrong.
+pub fn read_capped(r: impl Read, cap: u64) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    r.take(cap + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("corrupt: {e}"))?;
+    if out.len() as u64 > cap {
+        return Err(format!(
+            "decompresses to more than {cap} bytes, more than any data set needs"
+        ));
+    }
+    Ok(out)
 }
 
 /// sha256 (hex) of a file, streamed.
@@ -133,4 +148,25 @@ pub fn verify(path: &Path, rel: &str, got: &Digests) -> Result<()> {
         expected,
         got: got.file.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn decompression_stops_at_the_cap() {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&[0u8; 5000]).unwrap();
+        let gz = e.finish().unwrap();
+        let dec = || flate2::read::GzDecoder::new(&gz[..]);
+        assert_eq!(read_capped(dec(), 5000).unwrap().len(), 5000);
+        assert!(
+            read_capped(dec(), 4999)
+                .unwrap_err()
+                .contains("more than 4999 bytes")
+        );
+        assert!(read_capped(flate2::read::GzDecoder::new(&gz[..20]), 5000).is_err());
+    }
 }

@@ -92,7 +92,22 @@ pub fn intervene(
         cfg.optim.loss = loss;
         (cfg.track.every, cfg.track.epochs) = (1, vec![]); // SPEC 7 tracks every epoch
         let d = out.join(name);
-        let start = if RunDir::new(&d).exists() {
+        let group_dir = RunDir::new(&d);
+        let start = if group_dir.exists() {
+            // An existing group is continued only if it is this intervention.
+            let changed = group_dir.config()?.differences(
+                &cfg,
+                &["device", "threads", "data.root", "data.eval_batch_size"],
+            );
+            if !changed.is_empty() {
+                return Err(Error::run_dir(
+                    &d,
+                    format!(
+                        "holds this group from an intervention with other settings ({}); remove it to run this one",
+                        changed.join(", ")
+                    ),
+                ));
+            }
             Start::Resume {
                 epochs: None,
                 device,

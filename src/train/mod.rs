@@ -140,7 +140,14 @@ fn open(dir: &RunDir, start: Start) -> Result<Session> {
     };
     let data = RunData::load(&cfg.data, cfg.seed)?;
     let tracker = track::Tracker::new(&cfg, &data)?;
+    check_batches(&cfg, &data)?;
     let net = Net::new(&cfg, device)?;
+    // The starting point of a run that starts from a checkpoint (resume replaces it with the
+    // run's own state once it has one).
+    if let Some(path) = &cfg.init_from {
+        let (tensors, _) = checkpoint::read(path)?;
+        checkpoint::load_into(net.vs.variables(), &tensors, path)?;
+    }
     let lock = dir.lock()?;
     let mut s = Session {
         norm: Normalizer::new(&data.normalization, device),
@@ -156,21 +163,40 @@ fn open(dir: &RunDir, start: Start) -> Result<Session> {
     };
     match resume_epochs {
         None => {
-            if dir.exists() {
+            if dir.holds_run_files() {
                 return Err(Error::run_dir(
                     dir.path(),
-                    "already holds a run; resume it or choose another directory",
+                    "already holds a run (or files of one); resume it or choose another directory",
                 ));
-            }
-            if let Some(path) = &s.cfg.init_from {
-                let (tensors, _) = checkpoint::read(path)?;
-                checkpoint::load_into(s.net.vs.variables(), &tensors, path)?;
             }
             s.lock.write_config(&s.cfg)?;
         }
         Some(epochs) => s.restore(epochs)?,
     }
     Ok(s)
+}
+
+/// Every epoch must yield a batch: the NC loss's class-balanced batches need batch_size / C
+/// images of every class (checked here, before a run directory exists).
+fn check_batches(cfg: &RunConfig, data: &RunData) -> Result<()> {
+    if cfg.optim.loss != Loss::Nc {
+        return Ok(()); // shuffled batches: RunData guarantees two training images
+    }
+    let classes = data.train.info.classes;
+    let per = cfg.optim.batch_size / classes;
+    let smallest = (0..classes as i64)
+        .map(|c| data.train.labels.iter().filter(|&&l| l == c).count())
+        .min()
+        .unwrap_or(0);
+    if smallest < per {
+        return Err(Error::config(
+            "optim.batch_size",
+            format!(
+                "class-balanced batches of {per} images per class need that many of every class; the training split's smallest class has {smallest}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Session {
@@ -187,21 +213,33 @@ impl Session {
             ));
         }
         if done > 0 {
-            let (tensors, steps) = self.lock.load_state(&self.net, done)?;
+            let state = dir.load_state(&self.cfg, &self.net, done)?;
             self.sgd
-                .load_state(&tensors, &dir.checkpoint_path(done, true))?;
-            self.steps = steps;
+                .load_state(&state.tensors, &dir.checkpoint_path(done, true))?;
+            self.steps = state.steps;
         }
-        self.log = dir.log()?;
-        self.log.retain(|l| l.epoch <= done);
+        // The log up to the checkpoint: lines 1..=done in order (later ones, from an epoch killed
+        // before its checkpoint, are dropped from the file too).
+        let log = dir.log()?;
+        let written = log.len();
+        self.log = log.into_iter().take(done).collect();
+        if let Some((i, l)) = self.log.iter().enumerate().find(|(i, l)| l.epoch != i + 1) {
+            return Err(Error::bad_file(
+                dir.log_path(),
+                format!("line {} is epoch {}, expected {}", i + 1, l.epoch, i + 1),
+            ));
+        }
         if self.log.len() != done {
             return Err(Error::bad_file(
                 dir.log_path(),
                 format!(
-                    "has {} epoch lines up to the checkpoint of epoch {done}",
+                    "has {} epoch lines, fewer than the {done} epochs checkpointed",
                     self.log.len()
                 ),
             ));
+        }
+        if written > done {
+            self.lock.write_log(&self.log)?;
         }
         // Only over-training changes the recorded config.
         if epochs.is_some() && dir.config()? != self.cfg {

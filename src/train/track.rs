@@ -6,7 +6,7 @@ use crate::collapse;
 use crate::config::RunConfig;
 use crate::data::loader::Normalizer;
 use crate::data::{DataSource, Dataset, OodSet, RunData};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::features::{FeatureKind, FeatureSet, Labels};
 use crate::metrics;
 use crate::model::ResNet;
@@ -51,6 +51,20 @@ impl Tracker {
             return Ok(None);
         }
         let subset = balanced_subset(&data.train, cfg.track.subset, cfg.seed);
+        // GDA needs two samples of every class (an unbiased covariance): check before training.
+        let classes = subset.info.classes;
+        let smallest = (0..classes as i64)
+            .map(|c| subset.labels.iter().filter(|&&l| l == c).count())
+            .min()
+            .unwrap_or(0);
+        if smallest < 2 {
+            return Err(Error::config(
+                "track.subset",
+                format!(
+                    "the tracked subset has {smallest} image(s) of some class; GDA needs at least 2 of each of {classes}"
+                ),
+            ));
+        }
         Ok(Some(Tracker {
             labels: Labels::new(
                 subset.labels.clone(),
@@ -86,25 +100,12 @@ impl Tracker {
             ood.get(kind, false),
             test.get(kind, false),
         );
-        let (w, b) = tch::no_grad(|| {
-            (
-                model.fc.ws.detach().to_device(tch::Device::Cpu),
-                model
-                    .fc
-                    .bs
-                    .as_ref()
-                    .map(|b| b.detach().to_device(tch::Device::Cpu)),
-            )
-        });
+        let head = tch::no_grad(|| {
+            let b = model.fc.bs.as_ref().map(|b| b.detach());
+            collapse::Classifier::new(&model.fc.ws.detach(), b.as_ref(), "the model's")
+        })?;
         let stats = ClassStats::new(train, &self.labels, "NC", crate::stats::CHUNK)?;
-        let nc = collapse::from_stats(
-            &stats,
-            train,
-            &w,
-            b.as_ref(),
-            Some(kind),
-            crate::stats::CHUNK,
-        )?;
+        let nc = collapse::from_stats(&stats, train, &head, Some(kind), crate::stats::CHUNK)?;
         let gda = Gda::from_stats(&stats)?;
         let det = metrics::detection(&gda.score(id)?, &gda.score(ood)?)?;
         Ok(Tracked {
