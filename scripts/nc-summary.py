@@ -42,8 +42,11 @@ def main(root):
         for k in range(min(len(r) for r in runs)):
             cells = []
             for _, get in FIELDS:
-                v = [get(r[k]) for r in runs]
-                cells.append(f"{sum(v) / len(v):.4g} [{min(v):.4g}, {max(v):.4g}]")
+                # NC1 is null where it is undefined (class means spanning < C-1 dimensions).
+                v = [x for x in (get(r[k]) for r in runs) if x is not None]
+                cells.append(
+                    f"{sum(v) / len(v):.4g} [{min(v):.4g}, {max(v):.4g}]" if v else "undefined"
+                )
             print(f"| {runs[0][k]['epoch']} | " + " | ".join(cells) + " |")
 
 
