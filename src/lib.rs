@@ -47,6 +47,7 @@ pub mod ood;
 pub mod rng;
 pub mod run;
 pub mod stats;
+pub mod study;
 pub mod train;
 
 pub use error::{Error, Result};

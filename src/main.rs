@@ -158,6 +158,9 @@ enum Command {
         #[command(flatten)]
         compute: Compute,
     },
+    /// Studies: many seeds of several variants, derived runs and evaluations, as one resumable job.
+    #[command(subcommand)]
+    Study(StudyCommand),
     /// Evaluate a trained run against OoD sets: features, every score, every metric, written to
     /// RUN_DIR/eval/epoch-NNNN.{json,md} and printed.
     Eval {
@@ -196,6 +199,36 @@ struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set", "seed", "out", "data_root"])]
     resume: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum StudyCommand {
+    /// Plan a study file's tasks into DIR and run the unfinished ones with a pool of processes;
+    /// run it again to continue after a failure or interruption (finished tasks are skipped).
+    Run {
+        /// The study file (TOML: [base], [[variant]], [[overtrain]], [[intervention]], [eval]).
+        spec: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Tasks run at once (child processes); the CPU threads are divided among them.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Print the plan (tasks, states, dependencies) and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        compute: Compute,
+    },
+    /// Run one task of a planned study (what the executors call).
+    Task {
+        dir: PathBuf,
+        #[arg(long)]
+        id: usize,
+        #[command(flatten)]
+        compute: Compute,
+    },
+    /// Show each task of a study and its state, read from the run directories.
+    Status { dir: PathBuf },
 }
 
 /// The data set a run's features are extracted from.
@@ -453,6 +486,7 @@ fn dispatch(command: Command) -> Result<()> {
             say!("results: {}", dirs.join(" and "));
             Ok(())
         }
+        Command::Study(c) => study_cmd(c),
         Command::Eval { run, ood } => {
             let device = run.compute.setup()?;
             let dir = RunDir::new(&run.run_dir);
@@ -466,6 +500,105 @@ fn dispatch(command: Command) -> Result<()> {
                 "results: {}",
                 dir.eval_path(loaded.epoch, "{json,md}").display()
             );
+            Ok(())
+        }
+    }
+}
+
+fn study_cmd(c: StudyCommand) -> Result<()> {
+    use ncood::study::{self, Plan, local};
+    match c {
+        StudyCommand::Run {
+            spec,
+            out,
+            jobs,
+            dry_run,
+            compute,
+        } => {
+            let text = std::fs::read_to_string(&spec)
+                .with_context(|| format!("reading {}", spec.display()))?;
+            let s =
+                study::StudySpec::from_toml(&text).with_context(|| spec.display().to_string())?;
+            let plan = Plan::new(&s, &out)?;
+            if dry_run {
+                say!("{}", plan.describe());
+                return Ok(());
+            }
+            study::record(&s, &out)?;
+            // Divide the CPU threads among the jobs unless told otherwise.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let threads = compute.threads.unwrap_or((cores / jobs.max(1)).max(1));
+            let total = plan.tasks.len();
+            let (mut done, mut running, mut failed) = (0, 0, 0);
+            let exe = std::env::current_exe().context("locating the ncood binary")?;
+            let outcome = local::run_pool(
+                &plan,
+                &exe,
+                jobs,
+                local::Compute {
+                    device: compute.device,
+                    threads: Some(threads),
+                },
+                &mut |e| match e {
+                    local::Event::Started(t) => {
+                        running += 1;
+                        say!("start  {}", t.label);
+                    }
+                    local::Event::Finished { task, seconds } => {
+                        (running, done) = (running - 1, done + 1);
+                        say!(
+                            "done   {} ({seconds:.0} s)  [{done} done, {running} running, {failed} failed]",
+                            task.label
+                        );
+                    }
+                    local::Event::Failed { task, log } => {
+                        (running, failed) = (running - 1, failed + 1);
+                        say!("FAILED {} (log: {})", task.label, log.display());
+                    }
+                    local::Event::Skipped(t) => say!("skip   {} (a task it needs failed)", t.label),
+                },
+            )?;
+            say!(
+                "study {}: {total} tasks, {} finished before, {} now, {} failed, {} skipped",
+                out.display(),
+                outcome.already,
+                outcome.finished,
+                outcome.failed,
+                outcome.skipped
+            );
+            anyhow::ensure!(
+                outcome.failed + outcome.skipped == 0,
+                "{} task(s) failed; their logs say why; run again to retry",
+                outcome.failed
+            );
+            Ok(())
+        }
+        StudyCommand::Task { dir, id, compute } => {
+            let s = study::load(&dir)?;
+            let plan = Plan::new(&s, &dir)?;
+            let task = plan
+                .tasks
+                .get(id)
+                .with_context(|| format!("study {} has no task {id}", dir.display()))?;
+            say!("task {id}: {}", task.label);
+            let mut show = progress_printer();
+            local::run_task(
+                task,
+                &s.eval.ood,
+                local::Compute {
+                    device: compute.device,
+                    threads: compute.threads,
+                },
+                &mut |group, p| match group {
+                    "" => show("", p),
+                    g => show(&format!("{g} "), p),
+                },
+            )?;
+            Ok(())
+        }
+        StudyCommand::Status { dir } => {
+            let plan = Plan::new(&study::load(&dir)?, &dir)?;
+            say!("{}", plan.describe());
             Ok(())
         }
     }

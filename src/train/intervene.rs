@@ -1,7 +1,7 @@
 //! The NC-loss intervention of SPEC 7: two groups continue a run from one of its checkpoints,
 //! one with cross-entropy (control), one with the NC loss, each in its own run directory.
 use super::{Progress, Start, run};
-use crate::config::Loss;
+use crate::config::{Loss, RunConfig};
 use crate::device::DeviceSpec;
 use crate::error::{Error, Result};
 use crate::run::RunDir;
@@ -39,6 +39,13 @@ impl std::str::FromStr for Group {
     }
 }
 
+/// Where `group` of the intervention from `source`'s epoch `from_epoch` trains.
+pub fn group_dir(source: &Path, from_epoch: usize, group: Group) -> PathBuf {
+    source
+        .join(format!("intervene-e{from_epoch:04}"))
+        .join(group.name())
+}
+
 /// What the intervention does; see `intervene`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Intervention {
@@ -49,6 +56,28 @@ pub struct Intervention {
     /// Epochs after which the learning rate steps down x0.1.
     pub drop_after: usize,
     pub groups: Vec<Group>,
+}
+
+/// The configuration of `group` of the intervention `plan` from a run configured as `base`, starting
+/// from the resume state `init_from`: one tenth of the schedule's learning rate at the start
+/// epoch, x0.1 after `drop_after` epochs, the group's loss, tracking every epoch (SPEC 7).
+pub fn group_config(
+    base: &RunConfig,
+    plan: &Intervention,
+    group: Group,
+    init_from: Option<PathBuf>,
+) -> RunConfig {
+    let mut cfg = base.clone();
+    cfg.init_from = init_from;
+    cfg.optim.lr = base.optim.lr_at(plan.from_epoch) / 10.0;
+    cfg.optim.milestones = Some(vec![plan.drop_after]);
+    cfg.optim.epochs = plan.epochs;
+    cfg.optim.loss = match group {
+        Group::Control => Loss::CrossEntropy,
+        Group::Nc => Loss::Nc,
+    };
+    (cfg.track.every, cfg.track.epochs) = (1, vec![]);
+    cfg
 }
 
 /// The intervention of SPEC 7 from a run's checkpoint at `from_epoch`: each group starts from that
@@ -65,9 +94,8 @@ pub fn intervene(
 ) -> Result<Vec<PathBuf>> {
     let Intervention {
         from_epoch,
-        epochs,
-        drop_after,
         ref groups,
+        ..
     } = *plan;
     if from_epoch == 0 {
         return Err(Error::config("from_epoch", "must be >= 1"));
@@ -75,27 +103,25 @@ pub fn intervene(
     let source = RunDir::new(dir);
     let base = source.config()?;
     let state = source.checkpoint_path(source.checkpoint_epoch(from_epoch)?, true);
-    let out = dir.join(format!("intervene-e{from_epoch:04}"));
+    // Every group's configuration is checked before any group trains.
+    let configs = groups
+        .iter()
+        .map(|&g| {
+            let mut cfg = group_config(&base, plan, g, Some(state.clone()));
+            cfg.device = device.unwrap_or(cfg.device);
+            cfg.threads = threads.unwrap_or(cfg.threads);
+            cfg.validate().map(|()| cfg)
+        })
+        .collect::<Result<Vec<_>>>()?;
+
     let mut dirs = vec![];
-    for &group in groups {
-        let (name, loss) = match group {
-            Group::Control => (group.name(), Loss::CrossEntropy),
-            Group::Nc => (group.name(), Loss::Nc),
-        };
-        let mut cfg = base.clone();
-        cfg.device = device.unwrap_or(cfg.device);
-        cfg.threads = threads.unwrap_or(cfg.threads);
-        cfg.init_from = Some(state.clone());
-        cfg.optim.lr = base.optim.lr_at(from_epoch) / 10.0;
-        cfg.optim.milestones = Some(vec![drop_after]);
-        cfg.optim.epochs = epochs;
-        cfg.optim.loss = loss;
-        (cfg.track.every, cfg.track.epochs) = (1, vec![]); // SPEC 7 tracks every epoch
-        let d = out.join(name);
-        let group_dir = RunDir::new(&d);
-        let start = if group_dir.exists() {
+    for (&group, cfg) in groups.iter().zip(configs) {
+        let name = group.name();
+        let d = group_dir(dir, from_epoch, group);
+        let existing = RunDir::new(&d);
+        let start = if existing.exists() {
             // An existing group is continued only if it is this intervention.
-            let changed = group_dir.config()?.differences(
+            let changed = existing.config()?.differences(
                 &cfg,
                 &["device", "threads", "data.root", "data.eval_batch_size"],
             );

@@ -1,0 +1,253 @@
+//! Executing a plan on this machine. `run_task` does one task; it is what `ncood study task DIR
+//! --id K` runs, under the local pool and under any other executor alike. `run_pool` keeps up to
+//! N child processes (`ncood study task`) busy, each with its share of the CPU threads, starting a
+//! task once everything it needs has finished; a failed task is reported and its dependents are
+//! skipped while the rest carry on. Killing the pool at any moment loses nothing: finished tasks
+//! are skipped and interrupted ones resumed by the next run.
+use super::plan::{Plan, Task, TaskKind, TaskState};
+use crate::data::OodSet;
+use crate::device::DeviceSpec;
+use crate::error::{Error, Result};
+use crate::evaluate::{LoadedRun, eval_run, markdown};
+use crate::run::RunDir;
+use crate::train::{self, Progress, Start};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where tasks compute.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Compute {
+    pub device: Option<DeviceSpec>,
+    pub threads: Option<usize>,
+}
+
+/// Runs one task to completion (resuming it if it was interrupted).
+pub fn run_task(
+    task: &Task,
+    ood: &[OodSet],
+    compute: Compute,
+    progress: &mut dyn FnMut(&str, Progress),
+) -> Result<()> {
+    let resume = || Start::Resume {
+        epochs: None,
+        device: compute.device,
+        threads: compute.threads,
+    };
+    match &task.kind {
+        TaskKind::Train { config } => {
+            let start = if RunDir::new(&task.dir).exists() {
+                resume()
+            } else {
+                let mut cfg = (**config).clone();
+                cfg.device = compute.device.unwrap_or(cfg.device);
+                cfg.threads = compute.threads.unwrap_or(cfg.threads);
+                Start::New(Box::new(cfg))
+            };
+            train::run(&task.dir, start, &mut |p| progress("", p))?;
+        }
+        TaskKind::Overtrain { source, epochs } => {
+            if !RunDir::new(&task.dir).exists() {
+                copy_finished_run(source, &task.dir)?;
+            }
+            let start = Start::Resume {
+                epochs: Some(*epochs),
+                device: compute.device,
+                threads: compute.threads,
+            };
+            train::run(&task.dir, start, &mut |p| progress("", p))?;
+        }
+        TaskKind::Intervene { source, plan } => {
+            train::intervene(source, plan, compute.device, compute.threads, progress)?;
+        }
+        TaskKind::Eval { epoch } => {
+            let device = crate::device::setup(
+                compute.device.unwrap_or(DeviceSpec::Auto),
+                compute.threads.unwrap_or(0),
+            )?;
+            let dir = RunDir::new(&task.dir);
+            let lock = dir.lock_existing()?;
+            let run = LoadedRun::load(&dir, *epoch, device, None)?;
+            let r = eval_run(&run, ood, device)?;
+            lock.write_eval(*epoch, &r, &markdown(&r))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies what resuming needs of a finished run (config, log, last checkpoint) into `dest`,
+/// through a temporary folder renamed into place, so a kill leaves no half-copied run.
+fn copy_finished_run(source: &Path, dest: &Path) -> Result<()> {
+    let src = RunDir::new(source);
+    let last = src.checkpoint_epoch(0)?;
+    let tmp = dest.with_file_name(format!(
+        ".{}.copy",
+        dest.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    let staged = RunDir::new(&tmp);
+    let files = [
+        (src.config_path(), staged.config_path()),
+        (src.log_path(), staged.log_path()),
+        (
+            src.checkpoint_path(last, false),
+            staged.checkpoint_path(last, false),
+        ),
+        (
+            src.checkpoint_path(last, true),
+            staged.checkpoint_path(last, true),
+        ),
+    ];
+    for (from, to) in files {
+        let parent = to.parent().expect("a file in a folder");
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
+}
+
+/// Where a task's own output goes: a log beside its run.
+pub fn log_path(task: &Task) -> PathBuf {
+    match &task.kind {
+        TaskKind::Eval { epoch } => task.dir.join("eval").join(format!("epoch-{epoch:04}.log")),
+        TaskKind::Intervene { .. } => task.dir.with_file_name("intervene.log"),
+        TaskKind::Train { .. } => task.dir.join("train.log"),
+        // Beside the run: its folder appears only when the copied run is complete.
+        TaskKind::Overtrain { .. } => task.dir.with_extension("log"),
+    }
+}
+
+/// What the pool reports.
+pub enum Event<'a> {
+    Started(&'a Task),
+    Finished {
+        task: &'a Task,
+        seconds: f64,
+    },
+    Failed {
+        task: &'a Task,
+        log: PathBuf,
+    },
+    /// Not run because a task it needs failed.
+    Skipped(&'a Task),
+}
+
+/// Counts at the end of a pool run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// Finished before this run began.
+    pub already: usize,
+    pub finished: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// Runs every unfinished task of `plan` with up to `jobs` child processes `exe study task ROOT
+/// --id K` (each given `threads` CPU threads and `device`), reporting events.
+pub fn run_pool(
+    plan: &Plan,
+    exe: &Path,
+    jobs: usize,
+    compute: Compute,
+    on: &mut dyn FnMut(Event),
+) -> Result<Outcome> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum S {
+        Waiting,
+        Running,
+        Done,
+        Failed,
+    }
+    let mut state: Vec<S> = plan
+        .tasks
+        .iter()
+        .map(|t| match plan.state(t) {
+            TaskState::Finished => S::Done,
+            _ => S::Waiting,
+        })
+        .collect();
+    let mut out = Outcome {
+        already: state.iter().filter(|&&s| s == S::Done).count(),
+        ..Outcome::default()
+    };
+    let mut running: Vec<(usize, Child, Instant)> = vec![];
+    loop {
+        // Skip what can no longer run; start what can.
+        for t in &plan.tasks {
+            if state[t.id] == S::Waiting && t.deps.iter().any(|&d| state[d] == S::Failed) {
+                state[t.id] = S::Failed;
+                out.skipped += 1;
+                on(Event::Skipped(t));
+            }
+        }
+        for t in &plan.tasks {
+            if running.len() >= jobs.max(1) {
+                break;
+            }
+            if state[t.id] == S::Waiting && t.deps.iter().all(|&d| state[d] == S::Done) {
+                let log = log_path(t);
+                let parent = log.parent().expect("a file in a folder");
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                let file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+                let err = file.try_clone().map_err(|e| Error::io(&log, e))?;
+                let mut cmd = Command::new(exe);
+                cmd.arg("study")
+                    .arg("task")
+                    .arg(&plan.root)
+                    .args(["--id", &t.id.to_string()]);
+                if let Some(d) = compute.device {
+                    cmd.args(["--device", &d.to_string()]);
+                }
+                if let Some(n) = compute.threads {
+                    cmd.args(["--threads", &n.to_string()]);
+                }
+                let child = cmd
+                    .stdin(Stdio::null())
+                    .stdout(file)
+                    .stderr(err)
+                    .spawn()
+                    .map_err(|e| Error::io(exe, e))?;
+                state[t.id] = S::Running;
+                on(Event::Started(t));
+                running.push((t.id, child, Instant::now()));
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let mut still = vec![];
+        for (id, mut child, t0) in running {
+            match child.try_wait().map_err(|e| Error::io(exe, e))? {
+                None => still.push((id, child, t0)),
+                Some(status) => {
+                    let t = &plan.tasks[id];
+                    if status.success() && plan.state(t) == TaskState::Finished {
+                        state[id] = S::Done;
+                        out.finished += 1;
+                        on(Event::Finished {
+                            task: t,
+                            seconds: t0.elapsed().as_secs_f64(),
+                        });
+                    } else {
+                        state[id] = S::Failed;
+                        out.failed += 1;
+                        on(Event::Failed {
+                            task: t,
+                            log: log_path(t),
+                        });
+                    }
+                }
+            }
+        }
+        running = still;
+    }
+    Ok(out)
+}

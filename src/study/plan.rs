@@ -1,0 +1,240 @@
+//! A study's plan: the tasks (training runs, over-training, interventions, evaluations) with
+//! their dependencies, in an order in which every task comes after what it needs. The plan is a
+//! pure function of the spec and the study directory, the same for every executor; a task's state
+//! is read from its run directory, never from a separate record that could disagree.
+use super::spec::StudySpec;
+use crate::config::RunConfig;
+use crate::error::Result;
+use crate::run::RunDir;
+use crate::train::Intervention;
+use std::path::{Path, PathBuf};
+
+/// What a task does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskKind {
+    /// Train (or resume) a variant's run for one seed.
+    Train { config: Box<RunConfig> },
+    /// Continue a finished run, copied from `source`, to `epochs` epochs.
+    Overtrain { source: PathBuf, epochs: usize },
+    /// The SPEC 7 intervention from the run in `source`.
+    Intervene { source: PathBuf, plan: Intervention },
+    /// `ncood eval` of the run in `dir` at `epoch`.
+    Eval { epoch: usize },
+}
+
+/// One task: an id (its index in the plan), a label, its run directory and its dependencies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: usize,
+    /// e.g. `train l2-short s0`.
+    pub label: String,
+    /// The run directory it writes (for an intervention, the first group's).
+    pub dir: PathBuf,
+    pub kind: TaskKind,
+    pub deps: Vec<usize>,
+}
+
+/// Where a task stands, read from disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Nothing written yet.
+    Absent,
+    /// Started and not finished (resumable).
+    Partial,
+    Finished,
+}
+
+impl TaskState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskState::Absent => "absent",
+            TaskState::Partial => "partial",
+            TaskState::Finished => "finished",
+        }
+    }
+}
+
+/// The tasks of a study, in dependency order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub root: PathBuf,
+    pub tasks: Vec<Task>,
+}
+
+/// Where a variant's (or derived run's) seed lives.
+pub fn run_dir(root: &Path, name: &str, seed: u64) -> PathBuf {
+    root.join("runs").join(name).join(format!("s{seed}"))
+}
+
+impl Plan {
+    /// Plans `spec` into the study directory `root`.
+    pub fn new(spec: &StudySpec, root: &Path) -> Result<Plan> {
+        let mut tasks: Vec<Task> = vec![];
+        // Evaluations of one run take its lock: each waits for the previous one of that run.
+        let mut last_eval: std::collections::HashMap<PathBuf, usize> = Default::default();
+        let mut push = |label: String, dir: PathBuf, kind: TaskKind, mut deps: Vec<usize>| {
+            let id = tasks.len();
+            if matches!(kind, TaskKind::Eval { .. }) {
+                deps.extend(last_eval.insert(dir.clone(), id));
+            }
+            tasks.push(Task {
+                id,
+                label,
+                dir,
+                kind,
+                deps,
+            });
+            id
+        };
+        // Training runs, then their evaluations.
+        let mut train_of = std::collections::BTreeMap::new();
+        for v in &spec.variants {
+            for &seed in &v.seeds {
+                let cfg = spec.run_config(v, seed)?;
+                let dir = run_dir(root, &v.name, seed);
+                let epochs = cfg.optim.epochs;
+                let t = push(
+                    format!("train {} s{seed}", v.name),
+                    dir.clone(),
+                    TaskKind::Train {
+                        config: Box::new(cfg),
+                    },
+                    vec![],
+                );
+                train_of.insert((v.name.clone(), seed), (t, dir.clone(), epochs));
+                for epoch in eval_epochs(&spec.eval.epochs, epochs) {
+                    push(
+                        format!("eval {} s{seed} e{epoch}", v.name),
+                        dir.clone(),
+                        TaskKind::Eval { epoch },
+                        vec![t],
+                    );
+                }
+            }
+        }
+        for o in &spec.overtrains {
+            let seeds = &spec.variant(&o.source).expect("validated").seeds;
+            for &seed in seeds {
+                let (src, src_dir, _) = &train_of[&(o.source.clone(), seed)];
+                let dir = run_dir(root, &o.name, seed);
+                let t = push(
+                    format!("overtrain {} s{seed}", o.name),
+                    dir.clone(),
+                    TaskKind::Overtrain {
+                        source: src_dir.clone(),
+                        epochs: o.epochs,
+                    },
+                    vec![*src],
+                );
+                // The copied run holds checkpoints from its source's last epoch on.
+                let (_, _, from) = train_of[&(o.source.clone(), seed)];
+                let extra: Vec<usize> = spec
+                    .eval
+                    .epochs
+                    .iter()
+                    .copied()
+                    .filter(|&e| e > from)
+                    .collect();
+                for epoch in eval_epochs(&extra, o.epochs) {
+                    push(
+                        format!("eval {} s{seed} e{epoch}", o.name),
+                        dir.clone(),
+                        TaskKind::Eval { epoch },
+                        vec![t],
+                    );
+                }
+            }
+        }
+        for i in &spec.interventions {
+            let groups = spec.groups(i)?;
+            for seed in spec.intervention_seeds(i) {
+                let (src, src_dir, _) = &train_of[&(i.source.clone(), seed)];
+                let plan = Intervention {
+                    from_epoch: i.from_epoch,
+                    epochs: i.epochs,
+                    drop_after: i.drop_after,
+                    groups: groups.clone(),
+                };
+                let t = push(
+                    format!("intervene {} s{seed} e{}", i.source, i.from_epoch),
+                    crate::train::intervene::group_dir(src_dir, i.from_epoch, groups[0]),
+                    TaskKind::Intervene {
+                        source: src_dir.clone(),
+                        plan: plan.clone(),
+                    },
+                    vec![*src],
+                );
+                for &g in &groups {
+                    let dir = crate::train::intervene::group_dir(src_dir, i.from_epoch, g);
+                    push(
+                        format!("eval {} s{seed} e{} {}", i.source, i.from_epoch, g.name()),
+                        dir,
+                        TaskKind::Eval { epoch: i.epochs },
+                        vec![t],
+                    );
+                }
+            }
+        }
+        Ok(Plan {
+            root: root.to_path_buf(),
+            tasks,
+        })
+    }
+
+    /// A task's state, from its run directory.
+    pub fn state(&self, task: &Task) -> TaskState {
+        let run = RunDir::new(&task.dir);
+        let finished_run = |dir: &Path, epochs: usize| {
+            let r = RunDir::new(dir);
+            r.summary_path().exists() && r.latest_checkpoint().unwrap_or(0) >= epochs
+        };
+        let finished = match &task.kind {
+            TaskKind::Train { config } => finished_run(&task.dir, config.optim.epochs),
+            TaskKind::Overtrain { epochs, .. } => finished_run(&task.dir, *epochs),
+            TaskKind::Intervene { source, plan } => plan.groups.iter().all(|&g| {
+                finished_run(
+                    &crate::train::intervene::group_dir(source, plan.from_epoch, g),
+                    plan.epochs,
+                )
+            }),
+            TaskKind::Eval { epoch } => run.eval_path(*epoch, "json").exists(),
+        };
+        if finished {
+            TaskState::Finished
+        } else if run.holds_run_files() && !matches!(task.kind, TaskKind::Eval { .. }) {
+            TaskState::Partial
+        } else {
+            TaskState::Absent
+        }
+    }
+
+    /// The plan as text: one line per task with its state and dependencies (`--dry-run`).
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        for t in &self.tasks {
+            let deps: Vec<String> = t.deps.iter().map(|d| d.to_string()).collect();
+            s += &format!(
+                "{:>4}  {:<9} {:<40} after [{}]  {}\n",
+                t.id,
+                self.state(t).name(),
+                t.label,
+                deps.join(", "),
+                t.dir.strip_prefix(&self.root).unwrap_or(&t.dir).display()
+            );
+        }
+        s
+    }
+}
+
+/// The epochs a run of `epochs` epochs is evaluated at: each of `extra` it has, and its last.
+fn eval_epochs(extra: &[usize], epochs: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = extra
+        .iter()
+        .copied()
+        .filter(|&e| e >= 1 && e <= epochs)
+        .chain([epochs])
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}

@@ -1,0 +1,295 @@
+//! The study file: a base run configuration, variants of it (overrides and seeds), runs derived
+//! from a variant's checkpoints, and what to evaluate. Every field has a default, unknown keys are
+//! errors naming them, and everything is validated (every run config resolved) before anything
+//! runs.
+use crate::config::RunConfig;
+use crate::data::OodSet;
+use crate::error::{Error, Result};
+use crate::train::Group;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A study.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StudySpec {
+    /// Run configuration fields shared by every variant (as in a run config file).
+    pub base: toml::Table,
+    #[serde(rename = "variant")]
+    pub variants: Vec<Variant>,
+    /// Variants continued to more epochs in their own run directories.
+    #[serde(rename = "overtrain")]
+    pub overtrains: Vec<Overtrain>,
+    /// SPEC 7 interventions from a variant's checkpoint.
+    #[serde(rename = "intervention")]
+    pub interventions: Vec<InterventionSpec>,
+    pub eval: EvalSpec,
+}
+
+/// A variant: the base with `set` applied (dotted keys, TOML values), for each seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Variant {
+    /// Letters, digits, '-' and '_'; names the variant's folder.
+    pub name: String,
+    pub seeds: Vec<u64>,
+    pub set: BTreeMap<String, toml::Value>,
+}
+
+/// Continue every run of `source` to `epochs` epochs (its schedule as recorded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Overtrain {
+    pub name: String,
+    pub source: String,
+    pub epochs: usize,
+}
+
+/// The SPEC 7 intervention from the runs of `source` (the seeds given, default all).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InterventionSpec {
+    pub source: String,
+    pub seeds: Vec<u64>,
+    pub from_epoch: usize,
+    pub epochs: usize,
+    pub drop_after: usize,
+    pub groups: Vec<String>,
+}
+
+impl Default for InterventionSpec {
+    fn default() -> Self {
+        InterventionSpec {
+            source: String::new(),
+            seeds: vec![],
+            from_epoch: 0,
+            epochs: 20,
+            drop_after: 10,
+            groups: vec!["control".into(), "nc".into()],
+        }
+    }
+}
+
+/// Full evaluations (`ncood eval`): every run's last epoch, plus `epochs` where a run has them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSpec {
+    /// OoD sets; empty = the paper's sets for the ID data plus the generated ones.
+    pub ood: Vec<OodSet>,
+    pub epochs: Vec<usize>,
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(
+            what,
+            format!("'{name}': names are non-empty letters, digits, '-' and '_'"),
+        ))
+    }
+}
+
+impl StudySpec {
+    /// Parses and validates a study file's text.
+    pub fn from_toml(text: &str) -> Result<StudySpec> {
+        let spec: StudySpec =
+            toml::from_str(text).map_err(|e| Error::config("study", e.message().to_string()))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a study serialises")
+    }
+
+    /// The run config of `variant` for `seed`, validated.
+    pub fn run_config(&self, variant: &Variant, seed: u64) -> Result<RunConfig> {
+        let base = toml::to_string(&self.base).expect("a table serialises");
+        let mut overrides: Vec<String> = variant
+            .set
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        overrides.push(format!("seed={seed}"));
+        RunConfig::from_toml(&base, &overrides).map_err(|e| match e {
+            Error::InvalidConfig { field, reason } => {
+                Error::config(format!("variant {}: {field}", variant.name), reason)
+            }
+            e => e,
+        })
+    }
+
+    pub fn variant(&self, name: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+
+    /// Everything the plan relies on: names unique and well formed, every variant's config valid
+    /// for every seed, sources that exist, epochs that fit.
+    pub fn validate(&self) -> Result<()> {
+        if self.variants.is_empty() {
+            return Err(Error::config(
+                "variant",
+                "a study needs at least one variant",
+            ));
+        }
+        let mut names: Vec<&str> = vec![];
+        for v in &self.variants {
+            check_name("variant.name", &v.name)?;
+            names.push(&v.name);
+            if v.seeds.is_empty() {
+                return Err(Error::config(
+                    format!("variant {}: seeds", v.name),
+                    "no seeds",
+                ));
+            }
+            let mut seeds = v.seeds.clone();
+            seeds.sort_unstable();
+            seeds.dedup();
+            if seeds.len() != v.seeds.len() {
+                return Err(Error::config(
+                    format!("variant {}: seeds", v.name),
+                    "a seed is listed twice",
+                ));
+            }
+            for &s in &v.seeds {
+                self.run_config(v, s)?;
+            }
+        }
+        for o in &self.overtrains {
+            check_name("overtrain.name", &o.name)?;
+            names.push(&o.name);
+            let src = self.source(&o.source, "overtrain.source")?;
+            let e = self.run_config(src, src.seeds[0])?.optim.epochs;
+            if o.epochs <= e {
+                return Err(Error::config(
+                    format!("overtrain {}: epochs", o.name),
+                    format!(
+                        "{} is not more than the {e} epochs of {}",
+                        o.epochs, o.source
+                    ),
+                ));
+            }
+        }
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::config(
+                "study",
+                format!("the name {} is used twice", w[0]),
+            ));
+        }
+        for i in &self.interventions {
+            let src = self.source(&i.source, "intervention.source")?;
+            if let Some(s) = i.seeds.iter().find(|s| !src.seeds.contains(s)) {
+                return Err(Error::config(
+                    "intervention.seeds",
+                    format!("seed {s} is not a seed of {}", i.source),
+                ));
+            }
+            let e = self.run_config(src, src.seeds[0])?.optim.epochs;
+            if i.from_epoch == 0 || i.from_epoch > e {
+                return Err(Error::config(
+                    "intervention.from_epoch",
+                    format!("{} is not an epoch of {} (1..={e})", i.from_epoch, i.source),
+                ));
+            }
+            let plan = crate::train::Intervention {
+                from_epoch: i.from_epoch,
+                epochs: i.epochs,
+                drop_after: i.drop_after,
+                groups: self.groups(i)?,
+            };
+            for seed in self.intervention_seeds(i) {
+                let base = self.run_config(src, seed)?;
+                for &g in &plan.groups {
+                    crate::train::intervene::group_config(&base, &plan, g, None)
+                        .validate()
+                        .map_err(|e| match e {
+                            Error::InvalidConfig { field, reason } => Error::config(
+                                format!(
+                                    "intervention from {} ({} group): {field}",
+                                    i.source,
+                                    g.name()
+                                ),
+                                reason,
+                            ),
+                            e => e,
+                        })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn source(&self, name: &str, field: &str) -> Result<&Variant> {
+        self.variant(name)
+            .ok_or_else(|| Error::config(field, format!("{name} is not a variant of this study")))
+    }
+
+    /// The groups of an intervention.
+    pub fn groups(&self, i: &InterventionSpec) -> Result<Vec<Group>> {
+        if i.groups.is_empty() {
+            return Err(Error::config("intervention.groups", "no groups"));
+        }
+        i.groups.iter().map(|g| g.parse()).collect()
+    }
+
+    /// The seeds an intervention runs on (all of its source's when none are given).
+    pub fn intervention_seeds(&self, i: &InterventionSpec) -> Vec<u64> {
+        if i.seeds.is_empty() {
+            self.variant(&i.source)
+                .map(|v| v.seeds.clone())
+                .unwrap_or_default()
+        } else {
+            i.seeds.clone()
+        }
+    }
+
+    /// Whether `self` may replace `old` for an existing study directory: the same study, except
+    /// for added variants and added seeds.
+    pub fn extends(&self, old: &StudySpec) -> std::result::Result<(), String> {
+        if self.base != old.base {
+            return Err("the base configuration changed".into());
+        }
+        for o in &old.variants {
+            let Some(n) = self.variant(&o.name) else {
+                return Err(format!("variant {} was removed", o.name));
+            };
+            if n.set != o.set {
+                return Err(format!("variant {} changed its settings", o.name));
+            }
+            if let Some(s) = o.seeds.iter().find(|s| !n.seeds.contains(s)) {
+                return Err(format!("variant {} lost seed {s}", o.name));
+            }
+        }
+        let kept = |what: &str, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("the {what} changed"))
+            }
+        };
+        kept(
+            "over-training",
+            old.overtrains.iter().all(|o| self.overtrains.contains(o)),
+        )?;
+        kept(
+            "interventions",
+            old.interventions.iter().all(|o| {
+                self.interventions.iter().any(|n| {
+                    n.source == o.source
+                        && n.from_epoch == o.from_epoch
+                        && n.epochs == o.epochs
+                        && n.drop_after == o.drop_after
+                        && n.groups == o.groups
+                })
+            }),
+        )?;
+        kept("evaluation", self.eval == old.eval)
+    }
+}

@@ -1,0 +1,252 @@
+//! Studies: spec validation, planning (dependencies, skipping finished tasks, added seeds), the
+//! local pool end to end on a tiny generated data root, and a study killed and run again ending
+//! with the same per-run files as an uninterrupted one.
+mod common;
+use ncood::study::{Plan, StudySpec, TaskKind, TaskState};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ncood() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ncood"))
+}
+
+/// A small study on the fake data under `root`: two variants, over-training, an intervention.
+fn spec_text(root: &Path, extra_seed: bool) -> String {
+    let seeds = if extra_seed { "[0, 1, 2]" } else { "[0, 1]" };
+    format!(
+        r#"
+[base]
+device = "cpu"
+threads = 1
+[base.model]
+width = 2
+[base.data]
+root = {root:?}
+verify = false
+[base.optim]
+epochs = 2
+batch_size = 32
+[base.track]
+every = 1
+subset = 100
+ood = "noise-uniform"
+
+[[variant]]
+name = "l2-short"
+seeds = {seeds}
+set = {{ "model.l2" = true }}
+
+[[variant]]
+name = "nol2-long"
+seeds = [0]
+set = {{ "optim.epochs" = 3 }}
+
+[[overtrain]]
+name = "l2-over"
+source = "l2-short"
+epochs = 3
+
+[[intervention]]
+source = "nol2-long"
+from_epoch = 1
+epochs = 1
+drop_after = 1
+
+[eval]
+ood = ["noise-uniform", "flip-invert"]
+epochs = [1]
+"#
+    )
+}
+
+fn digests(root: &Path) -> Vec<(String, String)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if p.extension().is_some_and(|x| x == "safetensors") {
+                let d = format!("{:x}", Sha256::digest(std::fs::read(&p).unwrap()));
+                out.push((p.strip_prefix(root).unwrap().display().to_string(), d));
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn spec_errors_name_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = spec_text(tmp.path(), false);
+    assert!(StudySpec::from_toml(&good).is_ok());
+    let cases = [
+        (good.replace("[eval]", "[evaluation]"), "evaluation"),
+        (
+            good.replace("\"model.l2\" = true", "\"model.l3\" = true"),
+            "l3",
+        ),
+        (
+            good.replace("source = \"l2-short\"", "source = \"l2\""),
+            "l2 is not a variant",
+        ),
+        (
+            good.replace(
+                "epochs = 3\n\n[[intervention]]",
+                "epochs = 2\n\n[[intervention]]",
+            ),
+            "not more than the 2 epochs",
+        ),
+        (
+            good.replace("seeds = [0, 1]", "seeds = [1, 1]"),
+            "listed twice",
+        ),
+        (
+            good.replace("from_epoch = 1", "from_epoch = 9"),
+            "not an epoch of nol2-long",
+        ),
+        (
+            good.replace("name = \"l2-over\"", "name = \"l2-short\""),
+            "used twice",
+        ),
+        (good.replace("width = 2", "width = 1"), "feature dimension"),
+        (
+            good.replace("name = \"l2-over\"", "name = \"l2/over\""),
+            "names are",
+        ),
+    ];
+    for (text, needle) in cases {
+        let e = StudySpec::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains(needle), "expected {needle:?} in: {e}");
+    }
+}
+
+#[test]
+fn plans_respect_dependencies_and_extensions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = StudySpec::from_toml(&spec_text(tmp.path(), false)).unwrap();
+    let plan = Plan::new(&spec, &tmp.path().join("study")).unwrap();
+    // 3 trainings (+2 evals each: epoch 1 and last), 2 over-trainings (+1 eval: they hold
+    // epochs 2 and 3 only), 1 intervention (+1 eval per group).
+    assert_eq!(plan.tasks.len(), 3 * 3 + 2 * 2 + 3);
+    for t in &plan.tasks {
+        for &d in &t.deps {
+            assert!(d < t.id, "{} needs a later task", t.label);
+        }
+        let needs = |kind: fn(&TaskKind) -> bool| t.deps.iter().any(|&d| kind(&plan.tasks[d].kind));
+        match t.kind {
+            TaskKind::Eval { .. } => assert!(
+                needs(|k| !matches!(k, TaskKind::Eval { .. })),
+                "{}",
+                t.label
+            ),
+            TaskKind::Overtrain { .. } | TaskKind::Intervene { .. } => {
+                assert!(
+                    needs(|k| matches!(k, TaskKind::Train { .. })),
+                    "{}",
+                    t.label
+                )
+            }
+            TaskKind::Train { .. } => assert!(t.deps.is_empty()),
+        }
+        assert_eq!(plan.state(t), TaskState::Absent);
+    }
+    // Extensions: added seeds are fine, a changed base is not.
+    let bigger = StudySpec::from_toml(&spec_text(tmp.path(), true)).unwrap();
+    assert!(bigger.extends(&spec).is_ok());
+    assert!(spec.extends(&bigger).unwrap_err().contains("lost seed 2"));
+    let other = StudySpec::from_toml(
+        &spec_text(tmp.path(), false).replace("batch_size = 32", "batch_size = 30"),
+    )
+    .unwrap();
+    assert!(other.extends(&spec).unwrap_err().contains("base"));
+}
+
+#[test]
+fn a_study_runs_resumes_and_survives_kills() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::fake_fashion_mnist(tmp.path(), 300, 60);
+    let spec = tmp.path().join("study.toml");
+    std::fs::write(&spec, spec_text(tmp.path(), false)).unwrap();
+    let run = |out: &PathBuf| {
+        let mut c = ncood();
+        c.args(["study", "run"])
+            .arg(&spec)
+            .arg("--out")
+            .arg(out)
+            .args(["--jobs", "2", "--threads", "1"]);
+        c
+    };
+    // Uninterrupted.
+    let a = tmp.path().join("a");
+    let out = run(&a).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        for l in text.lines().filter(|l| l.starts_with("FAILED")) {
+            let log = l.split("log: ").nth(1).unwrap().trim_end_matches(')');
+            eprintln!("{l}\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        panic!("{text}");
+    }
+    assert!(
+        text.contains("16 tasks, 0 finished before, 16 now, 0 failed"),
+        "{text}"
+    );
+    let plan = Plan::new(
+        &StudySpec::from_toml(&spec_text(tmp.path(), false)).unwrap(),
+        &a,
+    )
+    .unwrap();
+    assert!(
+        plan.tasks
+            .iter()
+            .all(|t| plan.state(t) == TaskState::Finished)
+    );
+    assert!(a.join("runs/l2-short/s1/eval/epoch-0001.json").exists());
+    assert!(
+        a.join("runs/nol2-long/s0/intervene-e0001/nc/eval/epoch-0001.json")
+            .exists()
+    );
+    // Run again: nothing to do.
+    let out = common::run_ok(&mut run(&a));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("16 finished before, 0 now"));
+    // Killed twice (the whole process group, as Ctrl-C would), then run to the end: the same
+    // checkpoint files, byte for byte.
+    // In the same place (checkpoints record paths such as an intervention's init_from).
+    let uninterrupted = digests(&a);
+    let b = a.clone();
+    std::fs::rename(&a, tmp.path().join("first")).unwrap();
+    for ms in [2500, 6000] {
+        // In a session of its own (setsid(1) execs it: its pid is the group to kill), so that the
+        // kill reaches its task processes and nothing else.
+        let cmd = run(&b);
+        let mut child = Command::new("setsid")
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = Command::new("kill")
+            .args(["-9", &format!("-{}", child.id())])
+            .status();
+        child.wait().unwrap();
+    }
+    common::run_ok(&mut run(&b));
+    assert_eq!(uninterrupted, digests(&b));
+    // Weights and state files: l2-short 2 seeds x 2 epochs, nol2-long 3 epochs, l2-over 2 seeds x
+    // (the copied epoch 2 and epoch 3), 2 intervention groups x 1 epoch.
+    assert_eq!(uninterrupted.len(), 2 * (2 * 2 + 3 + 2 * 2 + 2));
+    // A changed study cannot take over the directory.
+    std::fs::write(
+        &spec,
+        spec_text(tmp.path(), false).replace("batch_size = 32", "batch_size = 30"),
+    )
+    .unwrap();
+    let out = run(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds another study"));
+}
