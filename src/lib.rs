@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod model;
 pub mod npy;
 pub mod ood;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod stats;

@@ -161,6 +161,9 @@ enum Command {
     /// Studies: many seeds of several variants, derived runs and evaluations, as one resumable job.
     #[command(subcommand)]
     Study(StudyCommand),
+    /// Gather a study's results from its run directories (also of a partial study): tidy rows in
+    /// DIR/report/results.{csv,json}, statistics over seeds in DIR/report/aggregate.{csv,json}.
+    Report { dir: PathBuf },
     /// Evaluate a trained run against OoD sets: features, every score, every metric, written to
     /// RUN_DIR/eval/epoch-NNNN.{json,md} and printed.
     Eval {
@@ -487,6 +490,21 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Study(c) => study_cmd(c),
+        Command::Report { dir } => {
+            let plan = ncood::study::Plan::new(&ncood::study::load(&dir)?, &dir)?;
+            let w = ncood::report::write(&plan, &dir)?;
+            if !w.missing.is_empty() {
+                say!(
+                    "partial study: {} of {} tasks not finished ({})",
+                    w.missing.len(),
+                    plan.tasks.len(),
+                    w.missing.join("; ")
+                );
+            }
+            say!("{} rows, {} aggregates over seeds", w.rows, w.summaries);
+            say!("results: {}", w.dir.display());
+            Ok(())
+        }
         Command::Eval { run, ood } => {
             let device = run.compute.setup()?;
             let dir = RunDir::new(&run.run_dir);

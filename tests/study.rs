@@ -210,6 +210,54 @@ fn a_study_runs_resumes_and_survives_kills() {
         a.join("runs/nol2-long/s0/intervene-e0001/nc/eval/epoch-0001.json")
             .exists()
     );
+    // The report: tidy rows that agree with the runs' own files, and means over seeds.
+    let out = common::run_ok(ncood().arg("report").arg(&a));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("aggregates over seeds"));
+    let csv = std::fs::read_to_string(a.join("report/results.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("run,seed,epoch,source,ood,score,features,metric,value")
+    );
+    let value = |run: &str, seed: &str, epoch: &str, rest: &str| -> f64 {
+        let prefix = format!("{run},{seed},{epoch},{rest},");
+        let hits: Vec<&str> = csv.lines().filter(|l| l.starts_with(&prefix)).collect();
+        assert_eq!(hits.len(), 1, "{prefix}");
+        hits[0][prefix.len()..].parse().unwrap()
+    };
+    let log = ncood::run::RunDir::new(a.join("runs/l2-short/s1"))
+        .log()
+        .unwrap();
+    assert_eq!(
+        value("l2-short", "1", "2", "log,,,,test_acc"),
+        log[1].test_acc
+    );
+    let nc1 = log[1].track.as_ref().unwrap().nc.nc1.unwrap();
+    assert_eq!(value("l2-short", "1", "2", "log,,,normalized,nc1"), nc1);
+    let eval: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("runs/l2-short/s0/eval/epoch-0002.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        value(
+            "l2-short",
+            "0",
+            "2",
+            "eval,flip-invert,gda,normalized,auroc"
+        ),
+        eval["ood"]["flip-invert"]["gda_normalized"]["auroc"]
+            .as_f64()
+            .unwrap()
+    );
+    assert!(csv.contains("nol2-long-intervene-e1-nc,0,1,log,"));
+    let agg = std::fs::read_to_string(a.join("report/aggregate.csv")).unwrap();
+    let mean = (value("l2-short", "0", "2", "log,,,,test_acc") + log[1].test_acc) / 2.0;
+    let line = agg
+        .lines()
+        .find(|l| l.starts_with("l2-short,2,log,,,,test_acc,2,"))
+        .unwrap();
+    let got: f64 = line.split(',').nth(8).unwrap().parse().unwrap();
+    assert!((got - mean).abs() < 1e-15, "{line} vs {mean}");
     // Run again: nothing to do.
     let out = common::run_ok(&mut run(&a));
     assert!(String::from_utf8_lossy(&out.stdout).contains("16 finished before, 0 now"));

@@ -54,11 +54,21 @@ impl TaskState {
     }
 }
 
-/// The tasks of a study, in dependency order.
+/// One run of a study: what the report calls it (a variant, an over-training, or an intervention
+/// group `SOURCE-intervene-eE-GROUP`), its seed and its directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRef {
+    pub name: String,
+    pub seed: u64,
+    pub dir: PathBuf,
+}
+
+/// The tasks of a study, in dependency order, and the runs they make.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub root: PathBuf,
     pub tasks: Vec<Task>,
+    pub runs: Vec<RunRef>,
 }
 
 /// Where a variant's (or derived run's) seed lives.
@@ -70,6 +80,14 @@ impl Plan {
     /// Plans `spec` into the study directory `root`.
     pub fn new(spec: &StudySpec, root: &Path) -> Result<Plan> {
         let mut tasks: Vec<Task> = vec![];
+        let mut runs: Vec<RunRef> = vec![];
+        let mut run = |name: String, seed: u64, dir: &Path| {
+            runs.push(RunRef {
+                name,
+                seed,
+                dir: dir.to_path_buf(),
+            })
+        };
         // Evaluations of one run take its lock: each waits for the previous one of that run.
         let mut last_eval: std::collections::HashMap<PathBuf, usize> = Default::default();
         let mut push = |label: String, dir: PathBuf, kind: TaskKind, mut deps: Vec<usize>| {
@@ -92,6 +110,7 @@ impl Plan {
             for &seed in &v.seeds {
                 let cfg = spec.run_config(v, seed)?;
                 let dir = run_dir(root, &v.name, seed);
+                run(v.name.clone(), seed, &dir);
                 let epochs = cfg.optim.epochs;
                 let t = push(
                     format!("train {} s{seed}", v.name),
@@ -117,6 +136,7 @@ impl Plan {
             for &seed in seeds {
                 let (src, src_dir, _) = &train_of[&(o.source.clone(), seed)];
                 let dir = run_dir(root, &o.name, seed);
+                run(o.name.clone(), seed, &dir);
                 let t = push(
                     format!("overtrain {} s{seed}", o.name),
                     dir.clone(),
@@ -166,6 +186,11 @@ impl Plan {
                 );
                 for &g in &groups {
                     let dir = crate::train::intervene::group_dir(src_dir, i.from_epoch, g);
+                    run(
+                        format!("{}-intervene-e{}-{}", i.source, i.from_epoch, g.name()),
+                        seed,
+                        &dir,
+                    );
                     push(
                         format!("eval {} s{seed} e{} {}", i.source, i.from_epoch, g.name()),
                         dir,
@@ -178,6 +203,7 @@ impl Plan {
         Ok(Plan {
             root: root.to_path_buf(),
             tasks,
+            runs,
         })
     }
 

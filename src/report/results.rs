@@ -1,0 +1,180 @@
+//! Tidy results: one row per (run, seed, epoch, OoD set, score, feature kind, metric, value), from
+//! every run's log (training metrics, tracked NC and AUROC) and evaluations (every score and
+//! metric, ID accuracy and calibration). `results.csv` loads with one `pandas.read_csv` call.
+use crate::error::{Error, Result};
+use crate::evaluate::EvalResult;
+use crate::ood::ScoreName;
+use crate::run::RunDir;
+use crate::study::plan::RunRef;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One measured value. Empty strings where a key does not apply (e.g. `ood` of a training loss).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The run's name in the study (variant, over-training, or intervention group).
+    pub run: String,
+    pub seed: u64,
+    pub epoch: usize,
+    /// Where the value comes from: `log` (training, tracking) or `eval`.
+    pub source: String,
+    pub ood: String,
+    pub score: String,
+    /// raw / normalized for GDA and tracking, empty for logit-based scores.
+    pub features: String,
+    pub metric: String,
+    pub value: f64,
+}
+
+/// The CSV header, in `Row`'s field order.
+pub const CSV_HEADER: &str = "run,seed,epoch,source,ood,score,features,metric,value";
+
+impl Row {
+    /// One CSV line (names hold no commas or quotes: study names, set and score names are checked
+    /// identifiers); the value in Rust's shortest round-trip form.
+    pub fn csv(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{}",
+            self.run,
+            self.seed,
+            self.epoch,
+            self.source,
+            self.ood,
+            self.score,
+            self.features,
+            self.metric,
+            self.value
+        )
+    }
+}
+
+/// The rows of one run directory (nothing when the run has not started).
+fn run_rows(r: &RunRef) -> Result<Vec<Row>> {
+    let dir = RunDir::new(&r.dir);
+    let mut rows = vec![];
+    let mut row = |epoch: usize,
+                   source: &str,
+                   ood: &str,
+                   score: &str,
+                   features: &str,
+                   metric: &str,
+                   value: f64| {
+        rows.push(Row {
+            run: r.name.clone(),
+            seed: r.seed,
+            epoch,
+            source: source.into(),
+            ood: ood.into(),
+            score: score.into(),
+            features: features.into(),
+            metric: metric.into(),
+            value,
+        })
+    };
+    for l in dir.log()? {
+        for (m, v) in [
+            ("lr", l.lr),
+            ("train_loss", l.train_loss),
+            ("train_acc", l.train_acc),
+            ("test_acc", l.test_acc),
+        ] {
+            row(l.epoch, "log", "", "", "", m, v);
+        }
+        if let Some(t) = &l.track {
+            let f = t.nc.features.map(|k| k.name()).unwrap_or("");
+            let n = &t.nc.nc2;
+            let nc = [
+                ("nc1", t.nc.nc1),
+                ("nc2_equinorm_means", Some(n.equinorm_means)),
+                ("nc2_equinorm_weights", Some(n.equinorm_weights)),
+                ("nc2_equiangularity_means", Some(n.equiangularity_means)),
+                ("nc2_equiangularity_weights", Some(n.equiangularity_weights)),
+                ("nc2_maxangle_means", Some(n.maxangle_means)),
+                ("nc2_maxangle_weights", Some(n.maxangle_weights)),
+                ("nc3", Some(t.nc.nc3)),
+                ("nc4", Some(t.nc.nc4)),
+            ];
+            for (m, v) in nc {
+                if let Some(v) = v {
+                    row(l.epoch, "log", "", "", f, m, v);
+                }
+            }
+            row(l.epoch, "log", &t.ood, "gda", f, "auroc", t.gda_auroc);
+            row(
+                l.epoch,
+                "log",
+                &t.ood,
+                "gda",
+                f,
+                "topn_false_positives",
+                t.topn_false_positives as f64,
+            );
+        }
+    }
+    let eval_dir = r.dir.join("eval");
+    let Ok(entries) = std::fs::read_dir(&eval_dir) else {
+        return Ok(rows);
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for path in files {
+        let e: EvalResult = read_json(&path)?;
+        let epoch = e.epoch.unwrap_or(0);
+        if let Some(id) = &e.id {
+            row(epoch, "eval", "", "", "", "accuracy", id.accuracy);
+            row(epoch, "eval", "", "", "", "ece", id.ece);
+            if let Some(v) = id.ece_temperature_scaled {
+                row(epoch, "eval", "", "", "", "ece_temperature_scaled", v);
+            }
+        }
+        for (set, scores) in &e.ood {
+            for (score, d) in scores {
+                let (name, features) = match score {
+                    ScoreName::GdaRaw => ("gda", "raw"),
+                    ScoreName::GdaNormalized => ("gda", "normalized"),
+                    ScoreName::FeatureNorm => ("feature_norm", "raw"),
+                    s => (s.name(), ""),
+                };
+                for (m, v) in [
+                    ("auroc", d.auroc),
+                    ("aupr_in", d.aupr_in),
+                    ("aupr_out", d.aupr_out),
+                    ("fpr95_ood_positive", d.fpr95_ood_positive),
+                    ("fpr95_id_positive", d.fpr95_id_positive),
+                    ("topn_false_positives", d.topn_false_positives as f64),
+                ] {
+                    row(epoch, "eval", set, name, features, m, v);
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::bad_file(path, e.to_string()))
+}
+
+/// Every row of every run, in run order.
+pub fn collect(runs: &[RunRef]) -> Result<Vec<Row>> {
+    let mut rows = vec![];
+    for r in runs {
+        rows.extend(run_rows(r)?);
+    }
+    Ok(rows)
+}
+
+/// `results.csv`: the header and one line per row.
+pub fn to_csv(rows: &[Row]) -> String {
+    let mut s = String::from(CSV_HEADER);
+    s.push('\n');
+    for r in rows {
+        s += &r.csv();
+        s.push('\n');
+    }
+    s
+}
