@@ -491,8 +491,9 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::Study(c) => study_cmd(c),
         Command::Report { dir } => {
-            let plan = ncood::study::Plan::new(&ncood::study::load(&dir)?, &dir)?;
-            let w = ncood::report::write(&plan, &dir)?;
+            let spec = ncood::study::load(&dir)?;
+            let plan = ncood::study::Plan::new(&spec, &dir)?;
+            let w = ncood::report::write(&spec, &plan, &dir)?;
             if !w.missing.is_empty() {
                 say!(
                     "partial study: {} of {} tasks not finished ({})",

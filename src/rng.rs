@@ -15,6 +15,8 @@ pub enum Stream {
     Generated,
     /// The class-balanced subset NC tracking measures.
     TrackSubset,
+    /// The resampling of a report's bootstrap intervals.
+    Bootstrap,
 }
 
 /// The generator of `stream` for `seed`. The derivations are fixed: changing one changes every
@@ -25,5 +27,6 @@ pub fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {
         Stream::Epoch(e) => seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (e as u64),
         Stream::Generated => seed ^ 0x00d5_e700_0000_0001,
         Stream::TrackSubset => seed ^ 0x7ac0_0000_0000_0005,
+        Stream::Bootstrap => seed ^ 0xb007_0000_0000_0007,
     })
 }

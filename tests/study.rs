@@ -56,6 +56,10 @@ drop_after = 1
 [eval]
 ood = ["noise-uniform", "flip-invert"]
 epochs = [1]
+
+[roles]
+l2_short = "l2-short"
+nol2_long = "nol2-long"
 "#
     )
 }
@@ -258,6 +262,45 @@ fn a_study_runs_resumes_and_survives_kills() {
         .unwrap();
     let got: f64 = line.split(',').nth(8).unwrap().parse().unwrap();
     assert!((got - mean).abs() < 1e-15, "{line} vs {mean}");
+    // Claims from the roles: C1-C3 judged per OoD set (C4 needs 2 seeds a side), inconclusive
+    // with fewer than 3 seeds.
+    let claims: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report/claims.json")).unwrap())
+            .unwrap();
+    let claims = claims.as_array().unwrap();
+    let ids: Vec<(&str, &str)> = claims
+        .iter()
+        .map(|c| (c["claim"].as_str().unwrap(), c["ood"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("C1", "flip-invert"),
+            ("C3", "flip-invert"),
+            ("C1", "noise-uniform"),
+            ("C3", "noise-uniform"),
+            ("C2", "")
+        ]
+    );
+    assert!(claims.iter().all(|c| c["verdict"] == "inconclusive"));
+    let c1 = &claims[0];
+    let l2 = c1["a_value"].as_f64().unwrap();
+    let l2_direct = (value(
+        "l2-short",
+        "0",
+        "2",
+        "eval,flip-invert,gda,normalized,auroc",
+    ) + value(
+        "l2-short",
+        "1",
+        "2",
+        "eval,flip-invert,gda,normalized,auroc",
+    )) / 2.0;
+    assert!((l2 - l2_direct).abs() < 1e-15, "{l2} vs {l2_direct}");
+    assert_eq!(
+        c1["b_value"].as_f64().unwrap(),
+        value("nol2-long", "0", "3", "eval,flip-invert,gda,raw,auroc")
+    );
     // Run again: nothing to do.
     let out = common::run_ok(&mut run(&a));
     assert!(String::from_utf8_lossy(&out.stdout).contains("16 finished before, 0 now"));

@@ -61,6 +61,8 @@ pub struct RunRef {
     pub name: String,
     pub seed: u64,
     pub dir: PathBuf,
+    /// The features its head reads (raw, or normalized under L2): the headline GDA features.
+    pub head: crate::features::FeatureKind,
 }
 
 /// The tasks of a study, in dependency order, and the runs they make.
@@ -81,11 +83,12 @@ impl Plan {
     pub fn new(spec: &StudySpec, root: &Path) -> Result<Plan> {
         let mut tasks: Vec<Task> = vec![];
         let mut runs: Vec<RunRef> = vec![];
-        let mut run = |name: String, seed: u64, dir: &Path| {
+        let mut run = |name: String, seed: u64, dir: &Path, l2: bool| {
             runs.push(RunRef {
                 name,
                 seed,
                 dir: dir.to_path_buf(),
+                head: crate::features::FeatureKind::HeadInput.resolve(l2),
             })
         };
         // Evaluations of one run take its lock: each waits for the previous one of that run.
@@ -110,7 +113,7 @@ impl Plan {
             for &seed in &v.seeds {
                 let cfg = spec.run_config(v, seed)?;
                 let dir = run_dir(root, &v.name, seed);
-                run(v.name.clone(), seed, &dir);
+                run(v.name.clone(), seed, &dir, cfg.model.l2);
                 let epochs = cfg.optim.epochs;
                 let t = push(
                     format!("train {} s{seed}", v.name),
@@ -136,7 +139,11 @@ impl Plan {
             for &seed in seeds {
                 let (src, src_dir, _) = &train_of[&(o.source.clone(), seed)];
                 let dir = run_dir(root, &o.name, seed);
-                run(o.name.clone(), seed, &dir);
+                let l2 = spec
+                    .run_config(spec.variant(&o.source).expect("validated"), seed)?
+                    .model
+                    .l2;
+                run(o.name.clone(), seed, &dir, l2);
                 let t = push(
                     format!("overtrain {} s{seed}", o.name),
                     dir.clone(),
@@ -169,6 +176,10 @@ impl Plan {
             let groups = spec.groups(i)?;
             for seed in spec.intervention_seeds(i) {
                 let (src, src_dir, _) = &train_of[&(i.source.clone(), seed)];
+                let l2 = spec
+                    .run_config(spec.variant(&i.source).expect("validated"), seed)?
+                    .model
+                    .l2;
                 let plan = Intervention {
                     from_epoch: i.from_epoch,
                     epochs: i.epochs,
@@ -190,6 +201,7 @@ impl Plan {
                         format!("{}-intervene-e{}-{}", i.source, i.from_epoch, g.name()),
                         seed,
                         &dir,
+                        l2,
                     );
                     push(
                         format!("eval {} s{seed} e{} {}", i.source, i.from_epoch, g.name()),

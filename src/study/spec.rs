@@ -24,6 +24,20 @@ pub struct StudySpec {
     #[serde(rename = "intervention")]
     pub interventions: Vec<InterventionSpec>,
     pub eval: EvalSpec,
+    /// Which variants play the paper's parts, for the claims (SPEC 8); unset parts are not judged.
+    pub roles: Roles,
+}
+
+/// The paper's design in variant names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Roles {
+    /// L2 at the short schedule (paper: 60 epochs for ResNet18).
+    pub l2_short: Option<String>,
+    /// No L2 at the long schedule (DDU: 350 epochs).
+    pub nol2_long: Option<String>,
+    /// No L2 at the short schedule (the ablation).
+    pub nol2_short: Option<String>,
 }
 
 /// A variant: the base with `set` applied (dotted keys, TOML values), for each seed.
@@ -182,6 +196,16 @@ impl StudySpec {
                 "study",
                 format!("the name {} is used twice", w[0]),
             ));
+        }
+        let r = &self.roles;
+        for (field, name) in [
+            ("roles.l2_short", &r.l2_short),
+            ("roles.nol2_long", &r.nol2_long),
+            ("roles.nol2_short", &r.nol2_short),
+        ] {
+            if let Some(n) = name {
+                self.source(n, field)?;
+            }
         }
         for i in &self.interventions {
             let src = self.source(&i.source, "intervention.source")?;
