@@ -1,20 +1,8 @@
 //! Aggregation over seeds: for every (run, epoch, source, OoD set, score, features, metric), the
 //! number of seeds, mean, unbiased standard deviation, standard error of the mean, min and max.
-use super::results::Row;
+use super::results::{Key, Row};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// The key of an aggregate: a row without seed and value.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Key {
-    pub run: String,
-    pub epoch: usize,
-    pub source: String,
-    pub ood: String,
-    pub score: String,
-    pub features: String,
-    pub metric: String,
-}
 
 /// Statistics over seeds. `std` and `se` are null for a single seed (undefined, not 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,15 +23,7 @@ pub fn aggregate(rows: &[Row]) -> Vec<Summary> {
     let mut groups: BTreeMap<Key, Vec<(u64, f64)>> = BTreeMap::new();
     for r in rows {
         groups
-            .entry(Key {
-                run: r.run.clone(),
-                epoch: r.epoch,
-                source: r.source.clone(),
-                ood: r.ood.clone(),
-                score: r.score.clone(),
-                features: r.features.clone(),
-                metric: r.metric.clone(),
-            })
+            .entry(r.key.clone())
             .or_default()
             .push((r.seed, r.value));
     }
@@ -103,14 +83,16 @@ mod tests {
 
     fn row(run: &str, seed: u64, metric: &str, value: f64) -> Row {
         Row {
-            run: run.into(),
+            key: Key {
+                run: run.into(),
+                epoch: 3,
+                source: "eval".into(),
+                ood: "mnist".into(),
+                score: "gda".into(),
+                features: "raw".into(),
+                metric: metric.into(),
+            },
             seed,
-            epoch: 3,
-            source: "eval".into(),
-            ood: "mnist".into(),
-            score: "gda".into(),
-            features: "raw".into(),
-            metric: metric.into(),
             value,
         }
     }

@@ -131,12 +131,14 @@ pub struct Comparison<'a> {
 pub fn final_values(rows: &[Row], run: &str, pick: &dyn Fn(&Row) -> bool) -> Vec<f64> {
     let last = rows
         .iter()
-        .filter(|r| r.run == run && r.source == "eval")
-        .map(|r| r.epoch)
+        .filter(|r| r.key.run == run && r.key.source == "eval")
+        .map(|r| r.key.epoch)
         .max();
     let mut v: Vec<(u64, f64)> = rows
         .iter()
-        .filter(|r| r.run == run && r.source == "eval" && Some(r.epoch) == last && pick(r))
+        .filter(|r| {
+            r.key.run == run && r.key.source == "eval" && Some(r.key.epoch) == last && pick(r)
+        })
         .map(|r| (r.seed, r.value))
         .collect();
     v.sort_by_key(|p| p.0);
@@ -199,14 +201,15 @@ pub fn judge_study(
         let f = head(run).to_string();
         let ood = ood.to_string();
         final_values(rows, run, &move |r: &Row| {
-            r.metric == "auroc" && r.score == "gda" && r.features == f && r.ood == ood
+            let k = &r.key;
+            k.metric == "auroc" && k.score == "gda" && k.features == f && k.ood == ood
         })
     };
-    let accuracy = |run: &str| final_values(rows, run, &|r: &Row| r.metric == "accuracy");
+    let accuracy = |run: &str| final_values(rows, run, &|r: &Row| r.key.metric == "accuracy");
     let mut sets: Vec<String> = rows
         .iter()
-        .filter(|r| r.source == "eval" && !r.ood.is_empty())
-        .map(|r| r.ood.clone())
+        .filter(|r| r.key.source == "eval" && !r.key.ood.is_empty())
+        .map(|r| r.key.ood.clone())
         .collect();
     sets.sort();
     sets.dedup();

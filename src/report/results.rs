@@ -9,12 +9,12 @@ use crate::study::plan::RunRef;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// One measured value. Empty strings where a key does not apply (e.g. `ood` of a training loss).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Row {
+/// What a value measures, across seeds. Empty strings where a part does not apply (e.g. `ood` of
+/// a training loss).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Key {
     /// The run's name in the study (variant, over-training, or intervention group).
     pub run: String,
-    pub seed: u64,
     pub epoch: usize,
     /// Where the value comes from: `log` (training, tracking) or `eval`.
     pub source: String,
@@ -23,6 +23,14 @@ pub struct Row {
     /// raw / normalized for GDA and tracking, empty for logit-based scores.
     pub features: String,
     pub metric: String,
+}
+
+/// One measured value: a key, the seed, the value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    #[serde(flatten)]
+    pub key: Key,
+    pub seed: u64,
     pub value: f64,
 }
 
@@ -33,17 +41,10 @@ impl Row {
     /// One CSV line (names hold no commas or quotes: study names, set and score names are checked
     /// identifiers); the value in Rust's shortest round-trip form.
     pub fn csv(&self) -> String {
+        let k = &self.key;
         format!(
             "{},{},{},{},{},{},{},{},{}",
-            self.run,
-            self.seed,
-            self.epoch,
-            self.source,
-            self.ood,
-            self.score,
-            self.features,
-            self.metric,
-            self.value
+            k.run, self.seed, k.epoch, k.source, k.ood, k.score, k.features, k.metric, self.value
         )
     }
 }
@@ -60,14 +61,16 @@ fn run_rows(r: &RunRef) -> Result<Vec<Row>> {
                    metric: &str,
                    value: f64| {
         rows.push(Row {
-            run: r.name.clone(),
+            key: Key {
+                run: r.name.clone(),
+                epoch,
+                source: source.into(),
+                ood: ood.into(),
+                score: score.into(),
+                features: features.into(),
+                metric: metric.into(),
+            },
             seed: r.seed,
-            epoch,
-            source: source.into(),
-            ood: ood.into(),
-            score: score.into(),
-            features: features.into(),
-            metric: metric.into(),
             value,
         })
     };
