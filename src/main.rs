@@ -503,6 +503,9 @@ fn dispatch(command: Command) -> Result<()> {
                 );
             }
             say!("{} rows, {} aggregates over seeds", w.rows, w.summaries);
+            if !w.claims.is_empty() {
+                say!("{}", ncood::report::claims::markdown(&w.claims));
+            }
             say!("results: {}", w.dir.display());
             Ok(())
         }

@@ -216,7 +216,11 @@ fn a_study_runs_resumes_and_survives_kills() {
     );
     // The report: tidy rows that agree with the runs' own files, and means over seeds.
     let out = common::run_ok(ncood().arg("report").arg(&a));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("aggregates over seeds"));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("aggregates over seeds") && printed.contains("| C1 | flip-invert |"),
+        "{printed}"
+    );
     let csv = std::fs::read_to_string(a.join("report/results.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
