@@ -113,8 +113,8 @@ impl Plan {
             for &seed in &v.seeds {
                 let cfg = spec.run_config(v, seed)?;
                 let dir = run_dir(root, &v.name, seed);
-                run(v.name.clone(), seed, &dir, cfg.model.l2);
-                let epochs = cfg.optim.epochs;
+                let (epochs, l2) = (cfg.optim.epochs, cfg.model.l2);
+                run(v.name.clone(), seed, &dir, l2);
                 let t = push(
                     format!("train {} s{seed}", v.name),
                     dir.clone(),
@@ -123,7 +123,7 @@ impl Plan {
                     },
                     vec![],
                 );
-                train_of.insert((v.name.clone(), seed), (t, dir.clone(), epochs));
+                train_of.insert((v.name.clone(), seed), (t, dir.clone(), epochs, l2));
                 for epoch in eval_epochs(&spec.eval.epochs, epochs) {
                     push(
                         format!("eval {} s{seed} e{epoch}", v.name),
@@ -137,13 +137,9 @@ impl Plan {
         for o in &spec.overtrains {
             let seeds = &spec.variant(&o.source).expect("validated").seeds;
             for &seed in seeds {
-                let (src, src_dir, _) = &train_of[&(o.source.clone(), seed)];
+                let (src, src_dir, from, l2) = &train_of[&(o.source.clone(), seed)];
                 let dir = run_dir(root, &o.name, seed);
-                let l2 = spec
-                    .run_config(spec.variant(&o.source).expect("validated"), seed)?
-                    .model
-                    .l2;
-                run(o.name.clone(), seed, &dir, l2);
+                run(o.name.clone(), seed, &dir, *l2);
                 let t = push(
                     format!("overtrain {} s{seed}", o.name),
                     dir.clone(),
@@ -154,13 +150,12 @@ impl Plan {
                     vec![*src],
                 );
                 // The copied run holds checkpoints from its source's last epoch on.
-                let (_, _, from) = train_of[&(o.source.clone(), seed)];
                 let extra: Vec<usize> = spec
                     .eval
                     .epochs
                     .iter()
                     .copied()
-                    .filter(|&e| e > from)
+                    .filter(|e| e > from)
                     .collect();
                 for epoch in eval_epochs(&extra, o.epochs) {
                     push(
@@ -175,11 +170,8 @@ impl Plan {
         for i in &spec.interventions {
             let groups = spec.groups(i)?;
             for seed in spec.intervention_seeds(i) {
-                let (src, src_dir, _) = &train_of[&(i.source.clone(), seed)];
-                let l2 = spec
-                    .run_config(spec.variant(&i.source).expect("validated"), seed)?
-                    .model
-                    .l2;
+                let (src, src_dir, _, l2) = &train_of[&(i.source.clone(), seed)];
+                let l2 = *l2;
                 let plan = Intervention {
                     from_epoch: i.from_epoch,
                     epochs: i.epochs,
