@@ -100,6 +100,10 @@ pub struct DataConfig {
     /// Fraction of the training file held out as validation, split by the seed, in [0, 1).
     /// Default 0.1 (DDU).
     pub val_fraction: f64,
+    /// Train on a class-balanced subset of this many images of the training split (size / C per
+    /// class, chosen by the seed); 0 = the whole split. Default 0. The normalisation statistics
+    /// stay those of the whole training file.
+    pub train_subset: usize,
     /// Random crop (4-pixel zero padding) and, where the data set allows it, horizontal flip.
     /// Default true.
     pub augment: bool,
@@ -153,6 +157,7 @@ impl Default for DataConfig {
             root: None,
             verify: true,
             val_fraction: 0.1,
+            train_subset: 0,
             augment: true,
             eval_batch_size: 512,
         }

@@ -14,7 +14,7 @@ use ncood::features::{FeatureKind, FeatureSet, read_labels, read_matrix};
 use ncood::run::RunDir;
 use ncood::train::{self, Group, Progress, Start};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Out-of-distribution detection and Neural Collapse on DDU ResNets.
 ///
@@ -161,9 +161,22 @@ enum Command {
     /// Studies: many seeds of several variants, derived runs and evaluations, as one resumable job.
     #[command(subcommand)]
     Study(StudyCommand),
-    /// Gather a study's results from its run directories (also of a partial study): tidy rows in
-    /// DIR/report/results.{csv,json}, statistics over seeds in DIR/report/aggregate.{csv,json}.
+    /// Gather a study's results from its run directories (also of a partial study) into
+    /// DIR/report/: tidy rows (results.csv), statistics over seeds (aggregate.csv), the paper's
+    /// tables, figures (SVG, PNG), the judged claims and report.html.
     Report { dir: PathBuf },
+    /// Run a preset study and write its report: the paper's tables, figures and claims; prints
+    /// the path of report.html.
+    Reproduce {
+        /// quick (about 12 minutes on a 2-core CPU), cpu (hours) or paper (CIFAR, GPUs).
+        #[arg(long, default_value = "quick")]
+        preset: String,
+        /// Study directory (default studies-out/PRESET).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        run: StudyRunArgs,
+    },
     /// Evaluate a trained run against OoD sets: features, every score, every metric, written to
     /// RUN_DIR/eval/epoch-NNNN.{json,md} and printed.
     Eval {
@@ -204,23 +217,59 @@ struct TrainArgs {
     resume: Option<PathBuf>,
 }
 
+/// Where a study's tasks run.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Executor {
+    /// A pool of child processes on this machine (`--jobs`); returns when the study is done.
+    Local,
+    /// SLURM job arrays (sbatch); prints the job ids and returns at once.
+    Slurm,
+}
+
+/// How to run a study: the executor and its settings.
+#[derive(Args)]
+struct StudyRunArgs {
+    /// Tasks run at once (child processes of the local executor); the CPU threads are divided
+    /// among them.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    #[arg(long, value_enum, default_value = "local")]
+    executor: Executor,
+    /// Print the plan (tasks, states, dependencies) and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// SLURM partition (overrides the study's [slurm] partition).
+    #[arg(long)]
+    partition: Option<String>,
+    /// SLURM time limit per task, e.g. 04:00:00 (overrides [slurm] time).
+    #[arg(long)]
+    time: Option<String>,
+    /// SLURM memory per task, e.g. 8G (overrides [slurm] mem).
+    #[arg(long)]
+    mem: Option<String>,
+    /// GPUs per SLURM task (overrides [slurm] gpus).
+    #[arg(long)]
+    gpus: Option<usize>,
+    /// An extra #SBATCH line, e.g. --sbatch=--account=abc (repeatable; added to [slurm] extra).
+    #[arg(long = "sbatch", value_name = "OPTION")]
+    sbatch: Vec<String>,
+    #[command(flatten)]
+    compute: Compute,
+}
+
 #[derive(Subcommand)]
 enum StudyCommand {
-    /// Plan a study file's tasks into DIR and run the unfinished ones with a pool of processes;
-    /// run it again to continue after a failure or interruption (finished tasks are skipped).
+    /// Plan a study's tasks into DIR and run the unfinished ones (a local pool of processes or
+    /// SLURM), then write its report; run it again to continue after a failure or interruption
+    /// (finished tasks are skipped, interrupted ones resumed).
     Run {
-        /// The study file (TOML: [base], [[variant]], [[overtrain]], [[intervention]], [eval]).
-        spec: PathBuf,
+        /// A study file (TOML: [base], [[variant]], [[overtrain]], [[intervention]], [eval],
+        /// [[roles]], [slurm]) or a preset's name: quick, cpu, paper.
+        spec: String,
         #[arg(long)]
         out: PathBuf,
-        /// Tasks run at once (child processes); the CPU threads are divided among them.
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
-        /// Print the plan (tasks, states, dependencies) and run nothing.
-        #[arg(long)]
-        dry_run: bool,
         #[command(flatten)]
-        compute: Compute,
+        run: StudyRunArgs,
     },
     /// Run one task of a planned study (what the executors call).
     Task {
@@ -230,7 +279,8 @@ enum StudyCommand {
         #[command(flatten)]
         compute: Compute,
     },
-    /// Show each task of a study and its state, read from the run directories.
+    /// Show each task of a study and its state, read from the run directories, and the SLURM
+    /// jobs it submitted (squeue/sacct) when there are any.
     Status { dir: PathBuf },
 }
 
@@ -490,23 +540,15 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Study(c) => study_cmd(c),
-        Command::Report { dir } => {
-            let spec = ncood::study::load(&dir)?;
-            let plan = ncood::study::Plan::new(&spec, &dir)?;
-            let w = ncood::report::write(&spec, &plan, &dir)?;
-            if !w.missing.is_empty() {
-                say!(
-                    "partial study: {} of {} tasks not finished ({})",
-                    w.missing.len(),
-                    plan.tasks.len(),
-                    w.missing.join("; ")
-                );
-            }
-            say!("{} rows, {} aggregates over seeds", w.rows, w.summaries);
-            if !w.claims.is_empty() {
-                say!("{}", ncood::report::claims::markdown(&w.claims));
-            }
-            say!("results: {}", w.dir.display());
+        Command::Report { dir } => report_cmd(&dir),
+        Command::Reproduce { preset, out, run } => {
+            let Some((_, text)) = ncood::study::PRESETS.iter().find(|p| p.0 == preset) else {
+                let names: Vec<&str> = ncood::study::PRESETS.iter().map(|p| p.0).collect();
+                anyhow::bail!("no preset {preset}; the presets are {}", names.join(", "));
+            };
+            let spec = ncood::study::StudySpec::from_toml(text)?;
+            let out = out.unwrap_or_else(|| PathBuf::from("studies-out").join(&preset));
+            run_study(&spec, &format!("preset {preset}"), &out, &run)?;
             Ok(())
         }
         Command::Eval { run, ood } => {
@@ -530,69 +572,9 @@ fn dispatch(command: Command) -> Result<()> {
 fn study_cmd(c: StudyCommand) -> Result<()> {
     use ncood::study::{self, Plan, local};
     match c {
-        StudyCommand::Run {
-            spec,
-            out,
-            jobs,
-            dry_run,
-            compute,
-        } => {
-            let text = std::fs::read_to_string(&spec)
-                .with_context(|| format!("reading {}", spec.display()))?;
-            let s =
-                study::StudySpec::from_toml(&text).with_context(|| spec.display().to_string())?;
-            let plan = Plan::new(&s, &out)?;
-            if dry_run {
-                say!("{}", plan.describe());
-                return Ok(());
-            }
-            study::record(&s, &out)?;
-            // Divide the CPU threads among the jobs unless told otherwise.
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let threads = compute.threads.unwrap_or((cores / jobs.max(1)).max(1));
-            let total = plan.tasks.len();
-            let (mut done, mut running, mut failed) = (0, 0, 0);
-            let exe = std::env::current_exe().context("locating the ncood binary")?;
-            let outcome = local::run_pool(
-                &plan,
-                &exe,
-                jobs,
-                local::Compute {
-                    device: compute.device,
-                    threads: Some(threads),
-                },
-                &mut |e| match e {
-                    local::Event::Started(t) => {
-                        running += 1;
-                        say!("start  {}", t.label);
-                    }
-                    local::Event::Finished { task, seconds } => {
-                        (running, done) = (running - 1, done + 1);
-                        say!(
-                            "done   {} ({seconds:.0} s)  [{done} done, {running} running, {failed} failed]",
-                            task.label
-                        );
-                    }
-                    local::Event::Failed { task, log } => {
-                        (running, failed) = (running - 1, failed + 1);
-                        say!("FAILED {} (log: {})", task.label, log.display());
-                    }
-                    local::Event::Skipped(t) => say!("skip   {} (a task it needs failed)", t.label),
-                },
-            )?;
-            say!(
-                "study {}: {total} tasks, {} finished before, {} now, {} failed, {} skipped",
-                out.display(),
-                outcome.already,
-                outcome.finished,
-                outcome.failed,
-                outcome.skipped
-            );
-            anyhow::ensure!(
-                outcome.failed + outcome.skipped == 0,
-                "{} task(s) failed; their logs say why; run again to retry",
-                outcome.failed
-            );
+        StudyCommand::Run { spec, out, run } => {
+            let (s, origin) = study::resolve(&spec)?;
+            run_study(&s, &origin, &out, &run)?;
             Ok(())
         }
         StudyCommand::Task { dir, id, compute } => {
@@ -621,9 +603,194 @@ fn study_cmd(c: StudyCommand) -> Result<()> {
         StudyCommand::Status { dir } => {
             let plan = Plan::new(&study::load(&dir)?, &dir)?;
             say!("{}", plan.describe());
+            if let Some(queue) = study::slurm::status(&dir) {
+                say!("{queue}");
+            }
             Ok(())
         }
     }
+}
+
+/// Plans `spec` into `out` and runs it with the chosen executor; with the local one, writes the
+/// report at the end. Returns whether the study is complete (SLURM: false, it runs on).
+fn run_study(
+    spec: &ncood::study::StudySpec,
+    origin: &str,
+    out: &Path,
+    a: &StudyRunArgs,
+) -> Result<bool> {
+    use ncood::study::{self, Plan, local};
+    study::check_data(spec)?;
+    let plan = Plan::new(spec, out)?;
+    if a.dry_run {
+        say!("{}", plan.describe());
+        return Ok(false);
+    }
+    study::record(spec, out)?;
+    let exe = std::env::current_exe().context("locating the ncood binary")?;
+    if a.executor == Executor::Slurm {
+        let mut settings = spec.slurm.clone();
+        let flags = [
+            (&a.partition, &mut settings.partition),
+            (&a.time, &mut settings.time),
+            (&a.mem, &mut settings.mem),
+        ];
+        for (flag, field) in flags {
+            if let Some(v) = flag {
+                *field = v.clone();
+            }
+        }
+        settings.gpus = a.gpus.unwrap_or(settings.gpus);
+        settings.extra.extend(a.sbatch.iter().cloned());
+        let compute = local::Compute {
+            device: a.compute.device,
+            threads: a.compute.threads,
+        };
+        let jobs = study::slurm::submit(&plan, &exe, &settings, compute)?;
+        if jobs.is_empty() {
+            say!("study {} ({origin}): every task is finished", out.display());
+            return Ok(true);
+        }
+        for j in &jobs {
+            say!("submitted job {}: {}", j.id, j.what);
+        }
+        say!(
+            "follow it with `ncood study status {}`; then `ncood report {}`",
+            out.display(),
+            out.display()
+        );
+        return Ok(false);
+    }
+    // Divide the CPU threads among the jobs unless told otherwise.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = a.compute.threads.unwrap_or((cores / a.jobs.max(1)).max(1));
+    let total = plan.tasks.len();
+    say!(
+        "study {} ({origin}): {total} tasks, {} jobs x {threads} threads",
+        out.display(),
+        a.jobs
+    );
+    let mut progress = StudyProgress::new(&plan, a.jobs);
+    let outcome = local::run_pool(
+        &plan,
+        &exe,
+        a.jobs,
+        local::Compute {
+            device: a.compute.device,
+            threads: Some(threads),
+        },
+        &mut |e| progress.event(e),
+    )?;
+    say!(
+        "study {}: {total} tasks, {} finished before, {} now, {} failed, {} skipped",
+        out.display(),
+        outcome.already,
+        outcome.finished,
+        outcome.failed,
+        outcome.skipped
+    );
+    report_cmd(out)?;
+    anyhow::ensure!(
+        outcome.failed + outcome.skipped == 0,
+        "{} task(s) failed; their logs say why; run again to retry",
+        outcome.failed
+    );
+    Ok(true)
+}
+
+/// The local pool's one progress display: a line per event with the counts and the time left,
+/// estimated from the seconds per unit of work (`Task::cost`) of the tasks finished so far.
+struct StudyProgress {
+    total: usize,
+    jobs: usize,
+    done: usize,
+    running: usize,
+    failed: usize,
+    left_cost: f64,
+    spent: (f64, f64),
+}
+
+impl StudyProgress {
+    fn new(plan: &ncood::study::Plan, jobs: usize) -> StudyProgress {
+        let open: Vec<_> = plan
+            .tasks
+            .iter()
+            .filter(|t| plan.state(t) != ncood::study::TaskState::Finished)
+            .collect();
+        StudyProgress {
+            total: plan.tasks.len(),
+            jobs: jobs.max(1),
+            done: plan.tasks.len() - open.len(),
+            running: 0,
+            failed: 0,
+            left_cost: open.iter().map(|t| t.cost()).sum(),
+            spent: (0.0, 0.0),
+        }
+    }
+
+    fn counts(&self) -> String {
+        let eta = if self.spent.1 > 0.0 {
+            let s = self.left_cost * self.spent.0 / self.spent.1 / self.jobs as f64;
+            format!("{}m{:02}s left", (s / 60.0) as u64, (s % 60.0) as u64)
+        } else {
+            "time left unknown".into()
+        };
+        format!(
+            "[{}/{} done, {} running, {} failed; {eta}]",
+            self.done, self.total, self.running, self.failed
+        )
+    }
+
+    fn event(&mut self, e: ncood::study::local::Event) {
+        use ncood::study::local::Event;
+        match e {
+            Event::Started(t) => {
+                self.running += 1;
+                say!("start  {}  {}", t.label, self.counts());
+            }
+            Event::Finished { task, seconds } => {
+                (self.running, self.done) = (self.running - 1, self.done + 1);
+                self.left_cost -= task.cost();
+                self.spent = (self.spent.0 + seconds, self.spent.1 + task.cost());
+                say!("done   {} ({seconds:.0} s)  {}", task.label, self.counts());
+            }
+            Event::Failed { task, log } => {
+                (self.running, self.failed) = (self.running - 1, self.failed + 1);
+                self.left_cost -= task.cost();
+                say!(
+                    "FAILED {} (log: {})  {}",
+                    task.label,
+                    log.display(),
+                    self.counts()
+                );
+            }
+            Event::Skipped(t) => {
+                self.left_cost -= t.cost();
+                say!("skip   {} (a task it needs failed)", t.label);
+            }
+        }
+    }
+}
+
+/// Writes the report of the study in `dir` and says what it holds.
+fn report_cmd(dir: &Path) -> Result<()> {
+    let spec = ncood::study::load(dir)?;
+    let plan = ncood::study::Plan::new(&spec, dir)?;
+    let w = ncood::report::write(&spec, &plan, dir)?;
+    if !w.missing.is_empty() {
+        say!(
+            "partial study: {} of {} tasks not finished ({})",
+            w.missing.len(),
+            plan.tasks.len(),
+            w.missing.join("; ")
+        );
+    }
+    say!("{} rows, {} aggregates over seeds", w.rows, w.summaries);
+    if !w.claims.is_empty() {
+        say!("{}", ncood::report::claims::markdown(&w.claims));
+    }
+    say!("report: {}", w.html.display());
+    Ok(())
 }
 
 fn train_cmd(a: TrainArgs) -> Result<()> {

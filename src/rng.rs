@@ -15,6 +15,8 @@ pub enum Stream {
     Generated,
     /// The class-balanced subset NC tracking measures.
     TrackSubset,
+    /// The class-balanced subset of the training split a run trains on (`data.train_subset`).
+    TrainSubset,
     /// The resampling of a report's bootstrap intervals.
     Bootstrap,
 }
@@ -27,6 +29,7 @@ pub fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {
         Stream::Epoch(e) => seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (e as u64),
         Stream::Generated => seed ^ 0x00d5_e700_0000_0001,
         Stream::TrackSubset => seed ^ 0x7ac0_0000_0000_0005,
+        Stream::TrainSubset => seed ^ 0x7a10_0000_0000_0006,
         Stream::Bootstrap => seed ^ 0xb007_0000_0000_0007,
     })
 }

@@ -57,7 +57,7 @@ drop_after = 1
 ood = ["noise-uniform", "flip-invert"]
 epochs = [1]
 
-[roles]
+[[roles]]
 l2_short = "l2-short"
 nol2_long = "nol2-long"
 "#

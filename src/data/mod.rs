@@ -92,6 +92,26 @@ impl Dataset {
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
         }
     }
+
+    /// A class-balanced subset of `size` images (size / C per class, each class's share chosen by
+    /// a shuffle of `stream` for `seed`), in data-set order; the whole set when `size` is 0 or not
+    /// smaller.
+    pub fn balanced_subset(&self, size: usize, seed: u64, stream: crate::rng::Stream) -> Dataset {
+        use rand::seq::SliceRandom;
+        if size == 0 || size >= self.len() {
+            return self.clone();
+        }
+        let classes = self.info.classes;
+        let mut rng = crate::rng::rng(seed, stream);
+        let mut picked = vec![];
+        for c in 0..classes as i64 {
+            let mut idx: Vec<usize> = (0..self.len()).filter(|&i| self.labels[i] == c).collect();
+            idx.shuffle(&mut rng);
+            picked.extend(idx.into_iter().take(size / classes));
+        }
+        picked.sort_unstable();
+        self.subset(&picked)
+    }
 }
 
 /// The data root used when neither the config nor `$NCOOD_DATA` names one: the `data/` folder of
@@ -226,6 +246,7 @@ impl RunData {
         let normalization = Normalization::of(&full)?;
         let (train_idx, val_idx) = split_indices(full.len(), cfg.val_fraction, seed);
         let (train, val) = (full.subset(&train_idx), full.subset(&val_idx));
+        let train = train.balanced_subset(cfg.train_subset, seed, crate::rng::Stream::TrainSubset);
         let test = src.load(cfg.name, Split::Test, seed, cfg.val_fraction)?;
         // BatchNorm needs two training images; accuracy needs one test image.
         for (split, set, min) in [("training", &train, 2), ("test", &test, 1)] {

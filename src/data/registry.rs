@@ -69,6 +69,46 @@ impl DatasetKind {
         }
     }
 
+    /// The files this set is read from under `root` that are missing, each said with where it
+    /// goes (one line each; alternatives on one line). Empty when the set is there.
+    pub fn missing_files(self, root: &std::path::Path) -> Vec<String> {
+        let dir = root.join(self.name());
+        let need: Vec<Vec<String>> = match self {
+            DatasetKind::FashionMnist => ["train", "t10k"]
+                .iter()
+                .flat_map(|p| {
+                    ["images-idx3-ubyte", "labels-idx1-ubyte"]
+                        .map(|f| vec![format!("{p}-{f}"), format!("{p}-{f}.gz")])
+                })
+                .collect(),
+            DatasetKind::Mnist => ["images-idx3-ubyte", "labels-idx1-ubyte"]
+                .map(|f| vec![f.to_string(), format!("{f}.gz")])
+                .into(),
+            DatasetKind::Cifar10 => vec![vec![
+                "cifar-10-binary.tar.gz".into(),
+                "cifar-10-batches-bin/".into(),
+            ]],
+            DatasetKind::Cifar100 => vec![vec![
+                "cifar-100-binary.tar.gz".into(),
+                "cifar-100-binary/".into(),
+            ]],
+            DatasetKind::Svhn => vec![
+                vec!["train_32x32.mat".into()],
+                vec!["test_32x32.mat".into()],
+            ],
+        };
+        need.into_iter()
+            .filter(|alts| !alts.iter().any(|f| dir.join(f).exists()))
+            .map(|alts| {
+                let paths: Vec<String> = alts
+                    .iter()
+                    .map(|f| dir.join(f).display().to_string())
+                    .collect();
+                format!("{} file: {}", self.name(), paths.join(" or "))
+            })
+            .collect()
+    }
+
     /// Reads the whole training file (`train`) or test file: u8 images N x C x H x W and labels.
     pub(super) fn read(self, src: &DataSource, train: bool) -> Result<(Vec<u8>, Vec<i64>)> {
         let name = self.name();

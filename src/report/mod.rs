@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 /// What `write` produced.
 pub struct Written {
     pub dir: PathBuf,
+    /// The report page.
+    pub html: PathBuf,
     pub rows: usize,
     pub summaries: usize,
     pub claims: Vec<claims::Judged>,
@@ -46,7 +48,10 @@ fn scale(spec: &StudySpec) -> Result<String> {
 pub fn write(spec: &StudySpec, plan: &Plan, root: &Path) -> Result<Written> {
     let rows = collect(&plan.runs)?;
     let summaries = aggregate(&rows);
-    let judged = claims::judge_study(&rows, &plan.runs, &spec.roles, &scale(spec)?);
+    let mut judged = vec![];
+    for roles in &spec.roles {
+        judged.extend(claims::judge_study(&rows, &plan.runs, roles, &scale(spec)?));
+    }
     let dir = root.join("report");
     std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
     crate::atomic::write(&dir.join("results.csv"), results::to_csv(&rows).as_bytes())?;
@@ -59,6 +64,7 @@ pub fn write(spec: &StudySpec, plan: &Plan, root: &Path) -> Result<Written> {
     crate::atomic::write_json(&dir.join("claims.json"), &judged)?;
     crate::atomic::write(&dir.join("claims.md"), claims::markdown(&judged).as_bytes())?;
     Ok(Written {
+        html: dir.join("report.html"),
         dir,
         rows: rows.len(),
         summaries: summaries.len(),

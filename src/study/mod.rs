@@ -4,6 +4,7 @@
 //! state is read from the run directories, `local` executes a plan with a pool of processes.
 pub mod local;
 pub mod plan;
+pub mod slurm;
 pub mod spec;
 
 pub use plan::{Plan, Task, TaskKind, TaskState};
@@ -11,6 +12,33 @@ pub use spec::StudySpec;
 
 use crate::error::{Error, Result};
 use std::path::Path;
+
+/// The study files that ship inside the binary (the repo's `studies/NAME.toml`), by name.
+pub const PRESETS: [(&str, &str); 3] = [
+    ("quick", include_str!("../../studies/quick.toml")),
+    ("cpu", include_str!("../../studies/cpu.toml")),
+    ("paper", include_str!("../../studies/paper.toml")),
+];
+
+/// The study `arg` names: a study file when such a file exists, else a preset. Returns the
+/// parsed, validated spec and where it came from (for messages).
+pub fn resolve(arg: &str) -> Result<(StudySpec, String)> {
+    let path = Path::new(arg);
+    let (text, origin) = if path.is_file() {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        (text, path.display().to_string())
+    } else if let Some((name, text)) = PRESETS.iter().find(|(n, _)| *n == arg) {
+        (text.to_string(), format!("preset {name}"))
+    } else {
+        let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+        return Err(Error::invalid(
+            format!("study {arg}"),
+            format!("is neither a file nor a preset ({})", names.join(", ")),
+        ));
+    };
+    let spec = StudySpec::from_toml(&text).map_err(|e| Error::bad_file(&origin, e.to_string()))?;
+    Ok((spec, origin))
+}
 
 /// The study file kept in a study directory: what `study task` and `study status` plan from.
 pub const STUDY_FILE: &str = "study.toml";
@@ -32,6 +60,42 @@ pub fn record(spec: &StudySpec, root: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
     crate::atomic::write(&path, spec.to_toml().as_bytes())
+}
+
+/// Checks that the data files every run of `spec` reads exist (the ID sets and the evaluated OoD
+/// sets), naming each missing file and where it goes, before anything is planned or written.
+pub fn check_data(spec: &StudySpec) -> Result<()> {
+    let mut missing = vec![];
+    let mut seen = vec![];
+    for v in &spec.variants {
+        let cfg = spec.run_config(v, v.seeds[0])?;
+        let root = cfg
+            .data
+            .root
+            .clone()
+            .unwrap_or_else(crate::data::default_root);
+        let sets = spec.eval.ood.iter().filter_map(|o| match o {
+            crate::data::OodSet::Data(k) => Some(*k),
+            crate::data::OodSet::Generated(_) => None,
+        });
+        for kind in std::iter::once(cfg.data.name).chain(sets) {
+            if !seen.contains(&(kind, root.clone())) {
+                seen.push((kind, root.clone()));
+                missing.extend(kind.missing_files(&root));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "study data",
+            format!(
+                "these files are missing (put them there, or point data.root / $NCOOD_DATA at a folder holding them):\n  {}",
+                missing.join("\n  ")
+            ),
+        ))
+    }
 }
 
 /// The study recorded in `root`.

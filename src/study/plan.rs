@@ -34,6 +34,19 @@ pub struct Task {
     pub deps: Vec<usize>,
 }
 
+impl Task {
+    /// Roughly how much work the task is, in training epochs (an evaluation counts as one), for
+    /// the progress display's estimate of the time left.
+    pub fn cost(&self) -> f64 {
+        match &self.kind {
+            TaskKind::Train { config } => config.optim.epochs as f64,
+            TaskKind::Overtrain { epochs, .. } => *epochs as f64 / 3.0,
+            TaskKind::Intervene { plan, .. } => (plan.epochs * plan.groups.len()) as f64,
+            TaskKind::Eval { .. } => 1.0,
+        }
+    }
+}
+
 /// Where a task stands, read from disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskState {
@@ -107,10 +120,14 @@ impl Plan {
             });
             id
         };
-        // Training runs, then their evaluations.
+        // Training runs, then their evaluations, seed by seed: a pool that is stopped part way
+        // has compared every variant on the same first seeds.
         let mut train_of = std::collections::BTreeMap::new();
-        for v in &spec.variants {
-            for &seed in &v.seeds {
+        let mut seeds: Vec<u64> = spec.variants.iter().flat_map(|v| v.seeds.clone()).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        for seed in seeds {
+            for v in spec.variants.iter().filter(|v| v.seeds.contains(&seed)) {
                 let cfg = spec.run_config(v, seed)?;
                 let dir = run_dir(root, &v.name, seed);
                 let (epochs, l2) = (cfg.optim.epochs, cfg.model.l2);

@@ -24,20 +24,65 @@ pub struct StudySpec {
     #[serde(rename = "intervention")]
     pub interventions: Vec<InterventionSpec>,
     pub eval: EvalSpec,
-    /// Which variants play the paper's parts, for the claims (SPEC 8); unset parts are not judged.
-    pub roles: Roles,
+    /// Which runs play the paper's parts, for the tables and claims (SPEC 8): one `[[roles]]` per
+    /// architecture (the paper's ResNet18 and ResNet50 blocks); unset parts are not judged.
+    pub roles: Vec<Roles>,
+    /// Settings of `--executor slurm` (flags override them).
+    pub slurm: SlurmSpec,
 }
 
-/// The paper's design in variant names.
+/// The paper's design in run names (variants, over-trainings).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Roles {
-    /// L2 at the short schedule (paper: 60 epochs for ResNet18).
+    /// What the tables call this block (e.g. "ResNet18"); default: the architecture of `l2_short`.
+    pub label: String,
+    /// Variant: L2 at the short schedule (paper: 60 epochs for ResNet18).
     pub l2_short: Option<String>,
-    /// No L2 at the long schedule (DDU: 350 epochs).
+    /// Variant: no L2 at the long schedule (DDU: 350 epochs).
     pub nol2_long: Option<String>,
-    /// No L2 at the short schedule (the ablation).
+    /// Variant: no L2 at the short schedule (the ablation, Table 2).
     pub nol2_short: Option<String>,
+    /// Variant: L2 at the long schedule (Table 6).
+    pub l2_long: Option<String>,
+    /// Over-training of `l2_short` (paper: 60 -> 150 epochs; Figure 5, C10).
+    pub l2_overtrain: Option<String>,
+    /// Over-training of `nol2_long` (paper: 350 -> 500 epochs; Figure 5, C10).
+    pub nol2_overtrain: Option<String>,
+}
+
+impl Roles {
+    /// The variants and over-trainings this block names, with the field naming each.
+    pub fn named(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("l2_short", &self.l2_short),
+            ("nol2_long", &self.nol2_long),
+            ("nol2_short", &self.nol2_short),
+            ("l2_long", &self.l2_long),
+            ("l2_overtrain", &self.l2_overtrain),
+            ("nol2_overtrain", &self.nol2_overtrain),
+        ]
+        .into_iter()
+        .filter_map(|(f, n)| n.as_deref().map(|n| (f, n)))
+        .collect()
+    }
+}
+
+/// `#SBATCH` settings of the SLURM executor; empty fields are left to the cluster's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmSpec {
+    pub partition: String,
+    /// Time limit per task, in SLURM's format (e.g. "04:00:00").
+    pub time: String,
+    /// Memory per task (e.g. "8G").
+    pub mem: String,
+    /// CPUs per task (0 = 1).
+    pub cpus_per_task: usize,
+    /// GPUs per task (`--gres=gpu:N`; 0 = none).
+    pub gpus: usize,
+    /// Further `#SBATCH` lines, without the prefix (e.g. "--account=abc").
+    pub extra: Vec<String>,
 }
 
 /// A variant: the base with `set` applied (dotted keys, TOML values), for each seed.
@@ -197,14 +242,19 @@ impl StudySpec {
                 format!("the name {} is used twice", w[0]),
             ));
         }
-        let r = &self.roles;
-        for (field, name) in [
-            ("roles.l2_short", &r.l2_short),
-            ("roles.nol2_long", &r.nol2_long),
-            ("roles.nol2_short", &r.nol2_short),
-        ] {
-            if let Some(n) = name {
-                self.source(n, field)?;
+        for r in &self.roles {
+            for (field, name) in r.named() {
+                let field = format!("roles.{field}");
+                if field.ends_with("overtrain") {
+                    if !self.overtrains.iter().any(|o| o.name == name) {
+                        return Err(Error::config(
+                            field,
+                            format!("{name} is not an over-training of this study"),
+                        ));
+                    }
+                } else {
+                    self.source(name, &field)?;
+                }
             }
         }
         for i in &self.interventions {

@@ -11,10 +11,9 @@ use crate::features::{FeatureKind, FeatureSet, Labels};
 use crate::metrics;
 use crate::model::ResNet;
 use crate::ood::gda::Gda;
-use crate::rng::{Stream, rng};
+use crate::rng::Stream;
 use crate::run::Tracked;
 use crate::stats::ClassStats;
-use rand::seq::SliceRandom;
 use std::time::Instant;
 
 /// The fixed data tracking runs on.
@@ -27,30 +26,14 @@ pub struct Tracker {
     features: FeatureKind,
 }
 
-/// A class-balanced subset of `size` images (size / C per class, each class's share chosen by a
-/// seeded shuffle), in data-set order; the whole set when `size` is 0 or not smaller.
-pub fn balanced_subset(data: &Dataset, size: usize, seed: u64) -> Dataset {
-    if size == 0 || size >= data.len() {
-        return data.clone();
-    }
-    let classes = data.info.classes;
-    let mut rng = rng(seed, Stream::TrackSubset);
-    let mut picked = vec![];
-    for c in 0..classes as i64 {
-        let mut idx: Vec<usize> = (0..data.len()).filter(|&i| data.labels[i] == c).collect();
-        idx.shuffle(&mut rng);
-        picked.extend(idx.into_iter().take(size / classes));
-    }
-    picked.sort_unstable();
-    data.subset(&picked)
-}
-
 impl Tracker {
     pub fn new(cfg: &RunConfig, data: &RunData) -> Result<Option<Tracker>> {
         if !cfg.track.enabled() {
             return Ok(None);
         }
-        let subset = balanced_subset(&data.train, cfg.track.subset, cfg.seed);
+        let subset = data
+            .train
+            .balanced_subset(cfg.track.subset, cfg.seed, Stream::TrackSubset);
         // GDA needs two samples of every class (an unbiased covariance): check before training.
         let classes = subset.info.classes;
         let smallest = (0..classes as i64)
