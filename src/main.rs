@@ -585,6 +585,7 @@ fn study_cmd(c: StudyCommand) -> Result<()> {
                 .get(id)
                 .with_context(|| format!("study {} has no task {id}", dir.display()))?;
             say!("task {id}: {}", task.label);
+            let t0 = std::time::Instant::now();
             let mut show = progress_printer();
             local::run_task(
                 task,
@@ -598,6 +599,8 @@ fn study_cmd(c: StudyCommand) -> Result<()> {
                     g => show(&format!("{g} "), p),
                 },
             )?;
+            let device = compute.device.unwrap_or(DeviceSpec::Auto).resolve()?;
+            study::TaskRecord::new(task, t0.elapsed().as_secs_f64(), device).write(&dir)?;
             Ok(())
         }
         StudyCommand::Status { dir } => {

@@ -146,6 +146,14 @@ fn spec_errors_name_the_problem() {
             good.replace("name = \"l2-over\"", "name = \"l2/over\""),
             "names are",
         ),
+        (
+            good.replace("[[roles]]", "[[roles]]\nl2_overtrain = \"l2-short\""),
+            "not an over-training",
+        ),
+        (
+            good.replace("[[roles]]", "[[roles]]\nl2_long = \"l2-over\""),
+            "l2-over is not a variant",
+        ),
     ];
     for (text, needle) in cases {
         let e = StudySpec::from_toml(&text).unwrap_err().to_string();
@@ -300,6 +308,7 @@ fn a_study_runs_resumes_and_survives_kills() {
     let ids: Vec<(&str, &str)> = claims
         .iter()
         .map(|c| (c["claim"].as_str().unwrap(), c["ood"].as_str().unwrap()))
+        .filter(|c| ["C1", "C2", "C3", "C4"].contains(&c.0))
         .collect();
     assert_eq!(
         ids,
@@ -311,8 +320,25 @@ fn a_study_runs_resumes_and_survives_kills() {
             ("C2", "")
         ]
     );
+    // C6 compares each NC measure of L2-short with no-L2-long at the short (2) and long (3)
+    // epochs and reports the ratio; C7 each softmax score with GDA; C8 one rho per no-L2 run
+    // (none here: the tracked AUROC against uniform noise is 1 at every epoch, and a constant
+    // has no rank correlation); C10 the NC-loss group's false positives.
+    let count = |id: &str| claims.iter().filter(|c| c["claim"] == id).count();
+    assert_eq!(count("C6"), 2 * 5);
+    assert!(
+        claims
+            .iter()
+            .any(|c| c["claim"] == "C6" && c["note"].as_str().unwrap().contains("x"))
+    );
+    assert_eq!(
+        count("C7"),
+        2 * 2 * 7,
+        "two models, two sets, seven softmax scores"
+    );
+    assert_eq!((count("C8"), count("C10")), (0, 1));
     assert!(claims.iter().all(|c| c["verdict"] == "inconclusive"));
-    let c1 = &claims[0];
+    let c1 = claims.iter().find(|c| c["claim"] == "C1").unwrap();
     let l2 = c1["a_value"].as_f64().unwrap();
     let l2_direct = (value(
         "l2-short",
@@ -330,6 +356,52 @@ fn a_study_runs_resumes_and_survives_kills() {
         c1["b_value"].as_f64().unwrap(),
         value("nol2-long", "0", "3", "eval,flip-invert,gda,raw,auroc")
     );
+    // Each table cell is the mean/min/max over seeds of its values in results.csv.
+    let table: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("report/table1-resnet18.json")).unwrap(),
+    )
+    .unwrap();
+    let header: Vec<&str> = table["header"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    let mut checked = 0;
+    for row in table["rows"].as_array().unwrap() {
+        let run = row[0].as_str().unwrap();
+        let epoch = row[1].as_str().unwrap();
+        let features = row[2].as_str().unwrap().split(' ').next().unwrap();
+        let seeds: &[&str] = if run == "l2-short" {
+            &["0", "1"]
+        } else {
+            &["0"]
+        };
+        for (col, cell) in header.iter().zip(row.as_array().unwrap()).skip(3) {
+            let rest = match col.strip_prefix("AUROC ") {
+                Some(set) => format!("eval,{set},gda,{features},auroc"),
+                None => "eval,,,,accuracy".into(),
+            };
+            let v: Vec<f64> = seeds.iter().map(|s| value(run, s, epoch, &rest)).collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            assert!(
+                (cell["mean"].as_f64().unwrap() - mean).abs() < 1e-12,
+                "{run} {col}"
+            );
+            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            assert_eq!(cell["min"].as_f64().unwrap(), min, "{run} {col}");
+            assert_eq!(cell["n"].as_u64().unwrap() as usize, v.len());
+            checked += 1;
+        }
+    }
+    // L2-short: a row on its head's (normalised) features and one on raw ones; no-L2: one row.
+    assert_eq!(checked, 3 * 3);
+    for name in ["table3-resnet18", "table4-resnet18"] {
+        assert!(a.join(format!("report/{name}.csv")).exists(), "{name}");
+    }
+    let html = std::fs::read_to_string(a.join("report/report.html")).unwrap();
+    assert!(html.contains("Table 1 (resnet18)") && html.contains("<figure"));
+    assert!(printed.contains(&a.join("report/report.html").display().to_string()));
     // Run again: nothing to do.
     let out = common::run_ok(&mut run(&a));
     assert!(String::from_utf8_lossy(&out.stdout).contains("16 finished before, 0 now"));

@@ -3,8 +3,15 @@
 //! resampled with replacement, 10,000 resamples, seeded) and a verdict: supported when the
 //! interval lies on the claimed side of the margin, contradicted when it lies on the other side,
 //! inconclusive when it straddles it or a group has fewer than 3 seeds.
-use super::results::Row;
+use super::aggregate::spearman;
+use super::results::{Row, final_epoch, tracked};
+use super::tables::{
+    NC_MEASURES, SOFTMAX_SCORES, collapse_points, final_accuracy, final_auroc, head, ood_sets,
+    tracked_at,
+};
 use crate::rng;
+use crate::study::plan::RunRef;
+use crate::study::spec::{InterventionSpec, Roles};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +28,11 @@ pub enum Stat {
     Min,
     /// Unbiased standard deviation.
     Std,
+    /// One group's minimum against the other's maximum (C5's worst case vs best case).
+    #[serde(rename = "min_vs_max")]
+    MinVsMax,
+    /// Spearman's rank correlation of paired values (C12).
+    Rho,
 }
 
 impl Stat {
@@ -31,6 +43,9 @@ impl Stat {
             Stat::Mean => mean,
             Stat::Min => x.iter().copied().fold(f64::INFINITY, f64::min),
             Stat::Std => (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt(),
+            // Not a statistic of one group: the claims that use them build their verdicts
+            // directly.
+            Stat::MinVsMax | Stat::Rho => f64::NAN,
         }
     }
 }
@@ -41,6 +56,8 @@ impl Stat {
 pub enum Side {
     Above,
     Below,
+    /// Within (-margin, margin): C12's weak correlation.
+    Within,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +102,8 @@ pub fn verdict(interval: [f64; 2], side: Side, margin: f64, seeds: [usize; 2]) -
         Side::Above if hi < margin => Verdict::Contradicted,
         Side::Below if hi < margin => Verdict::Supported,
         Side::Below if lo > margin => Verdict::Contradicted,
+        Side::Within if lo > -margin && hi < margin => Verdict::Supported,
+        Side::Within if lo >= margin || hi <= -margin => Verdict::Contradicted,
         _ => Verdict::Inconclusive,
     }
 }
@@ -112,6 +131,8 @@ pub struct Judged {
     pub paper: String,
     /// What the study ran: data, architecture, width, epochs, seeds.
     pub scale: String,
+    /// What else the claim reports (a ratio, a distribution, a best value).
+    pub note: String,
 }
 
 /// A comparison to judge: groups `a` and `b` (run names) on `metric` rows selected by `select`.
@@ -125,24 +146,6 @@ pub struct Comparison<'a> {
     pub stat: Stat,
     pub side: Side,
     pub margin: f64,
-}
-
-/// The per-seed values of `run`'s last evaluated epoch that `pick` selects.
-pub fn final_values(rows: &[Row], run: &str, pick: &dyn Fn(&Row) -> bool) -> Vec<f64> {
-    let last = rows
-        .iter()
-        .filter(|r| r.key.run == run && r.key.source == "eval")
-        .map(|r| r.key.epoch)
-        .max();
-    let mut v: Vec<(u64, f64)> = rows
-        .iter()
-        .filter(|r| {
-            r.key.run == run && r.key.source == "eval" && Some(r.key.epoch) == last && pick(r)
-        })
-        .map(|r| (r.seed, r.value))
-        .collect();
-    v.sort_by_key(|p| p.0);
-    v.into_iter().map(|p| p.1).collect()
 }
 
 /// Judges one comparison with values `a` and `b` (per seed); None when a group has no value.
@@ -177,161 +180,655 @@ pub fn judge(
         verdict: verdict(interval, c.side, c.margin, seeds),
         paper: c.paper.into(),
         scale: scale.into(),
+        note: String::new(),
     })
 }
 
-/// The claims this report judges so far, from the study's roles (SPEC 8): C1 (mean AUROC of
-/// L2-short at least no-L2-long's), C2 (accuracy within 0.01), C3 (worst-case AUROC higher), C4
-/// (AUROC spread smaller) and C5 (ablation at equal epochs: mean and min accuracy and AUROC of L2
-/// at least no-L2's). AUROC is GDA's on the features each run's head reads, at each run's last
-/// evaluated epoch.
+/// Values per seed against zero: judging a paired difference (or a per-seed statistic such as a
+/// rank correlation) with `judge` by comparing it with a group of zeros of the same size.
+fn zeros(x: &[f64]) -> Vec<f64> {
+    vec![0.0; x.len()]
+}
+
+/// Spearman's rho of paired per-seed values and its 95% percentile bootstrap interval (pairs
+/// resampled; resamples with a constant side are skipped). None with fewer than `MIN_SEEDS` pairs.
+pub fn bootstrap_spearman(x: &[f64], y: &[f64], seed: u64) -> Option<(f64, [f64; 2])> {
+    let point = spearman(x, y)?;
+    let mut rng = rng::rng(seed, rng::Stream::Bootstrap);
+    let mut rhos = vec![];
+    for _ in 0..RESAMPLES {
+        let idx: Vec<usize> = (0..x.len()).map(|_| rng.random_range(0..x.len())).collect();
+        let (a, b): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| (x[i], y[i])).unzip();
+        rhos.extend(spearman(&a, &b));
+    }
+    if rhos.is_empty() {
+        return None;
+    }
+    rhos.sort_by(f64::total_cmp);
+    Some((point, [quantile(&rhos, 0.025), quantile(&rhos, 0.975)]))
+}
+
+/// The claims C1-C12 of SPEC 8 that one `[[roles]]` block's runs allow judging. AUROC is GDA's on
+/// the features each run's head reads, at each run's last evaluated epoch, per OoD set; NC and
+/// the curves (C8-C10) are the tracked values (training subset; the tracked OoD set).
 pub fn judge_study(
     rows: &[Row],
-    runs: &[crate::study::plan::RunRef],
-    roles: &crate::study::spec::Roles,
+    runs: &[RunRef],
+    roles: &Roles,
+    interventions: &[InterventionSpec],
     scale: &str,
+    first_seed: u64,
 ) -> Vec<Judged> {
-    let head = |run: &str| {
-        runs.iter()
-            .find(|r| r.name == run)
-            .map(|r| r.head.name())
-            .unwrap_or("")
+    let auroc = |run: &str, ood: &str| final_auroc(rows, run, ood, "gda", head(runs, run));
+    let accuracy = |run: &str| final_accuracy(rows, run);
+    let sets = ood_sets(rows);
+    let mut out: Vec<Judged> = vec![];
+    let mut seed = first_seed;
+    // One resampling stream per comparison, fixed by its position.
+    let mut add = |out: &mut Vec<Judged>,
+                   c: Comparison,
+                   ood: &str,
+                   a: Vec<f64>,
+                   b: Vec<f64>,
+                   note: String| {
+        seed += 1;
+        out.extend(judge(&c, ood, &a, &b, scale, seed).map(|j| Judged { note, ..j }));
     };
-    let auroc = |run: &str, ood: &str| {
-        let f = head(run).to_string();
-        let ood = ood.to_string();
-        final_values(rows, run, &move |r: &Row| {
-            let k = &r.key;
-            k.metric == "auroc" && k.score == "gda" && k.features == f && k.ood == ood
-        })
-    };
-    let accuracy = |run: &str| final_values(rows, run, &|r: &Row| r.key.metric == "accuracy");
-    let mut sets: Vec<String> = rows
-        .iter()
-        .filter(|r| r.key.source == "eval" && !r.key.ood.is_empty())
-        .map(|r| r.key.ood.clone())
-        .collect();
-    sets.sort();
-    sets.dedup();
-    let mut out = vec![];
-    let mut seed = 0u64;
-    let mut add = |c: Comparison, ood: &str, a: Vec<f64>, b: Vec<f64>| {
-        seed += 1; // one resampling stream per comparison, fixed by its position
-        out.extend(judge(&c, ood, &a, &b, scale, seed));
-    };
+    let none = String::new;
     if let (Some(l2), Some(long)) = (&roles.l2_short, &roles.nol2_long) {
         for ood in &sets {
-            let c = |claim, statement, paper, stat, side| Comparison {
-                claim,
-                statement,
-                paper,
-                a: l2,
-                b: long,
-                metric: "auroc",
-                stat,
-                side,
-                margin: 0.0,
-            };
+            let (a, b) = (auroc(l2, ood), auroc(long, ood));
+            let c1 = "mean AUROC: L2 at the short schedule >= no L2 at the long one";
             add(
-                c(
+                &mut out,
+                claim(
                     "C1",
-                    "mean AUROC: L2 at the short schedule >= no L2 at the long one",
+                    c1,
                     "RN18: above; RN50: -0.01",
+                    l2,
+                    long,
+                    "auroc",
                     Stat::Mean,
                     Side::Above,
+                    0.0,
                 ),
                 ood,
-                auroc(l2, ood),
-                auroc(long, ood),
+                a.clone(),
+                b.clone(),
+                none(),
             );
+            let c3 = "worst case: min AUROC over seeds, L2-short > no-L2-long";
             add(
-                c(
+                &mut out,
+                claim(
                     "C3",
-                    "worst case: min AUROC over seeds, L2-short > no-L2-long",
+                    c3,
                     "+0.047 RN18, +0.024 RN50",
+                    l2,
+                    long,
+                    "auroc",
                     Stat::Min,
                     Side::Above,
+                    0.0,
                 ),
                 ood,
-                auroc(l2, ood),
-                auroc(long, ood),
+                a.clone(),
+                b.clone(),
+                none(),
             );
+            let c4 = "spread: std of AUROC over seeds smaller with L2-short";
             add(
-                c(
+                &mut out,
+                claim(
                     "C4",
-                    "spread: std of AUROC over seeds smaller with L2-short",
+                    c4,
                     "smaller (RN18, RN50)",
+                    l2,
+                    long,
+                    "auroc",
                     Stat::Std,
                     Side::Below,
+                    0.0,
                 ),
                 ood,
-                auroc(l2, ood),
-                auroc(long, ood),
+                a,
+                b,
+                none(),
             );
         }
+        let c2 = "accuracy: L2-short within 0.01 of no-L2-long";
         add(
-            Comparison {
-                claim: "C2",
-                statement: "accuracy: L2-short within 0.01 of no-L2-long",
-                paper: "RN18 -0.008; RN50 higher",
-                a: l2,
-                b: long,
-                metric: "accuracy",
-                stat: Stat::Mean,
-                side: Side::Above,
-                margin: -0.01,
-            },
+            &mut out,
+            claim(
+                "C2",
+                c2,
+                "RN18 -0.008; RN50 higher",
+                l2,
+                long,
+                "accuracy",
+                Stat::Mean,
+                Side::Above,
+                -0.01,
+            ),
             "",
             accuracy(l2),
             accuracy(long),
+            none(),
         );
     }
     if let (Some(l2), Some(short)) = (&roles.l2_short, &roles.nol2_short) {
-        let c = |metric, stat| Comparison {
-            claim: "C5",
-            statement: "ablation at equal epochs: L2 >= no L2 in mean and min accuracy and AUROC",
-            paper: "L2 higher in all (Table 2)",
-            a: l2,
-            b: short,
-            metric,
-            stat,
-            side: Side::Above,
-            margin: 0.0,
-        };
+        let c5 = "ablation at equal epochs: L2 >= no L2 in mean and min accuracy and AUROC";
         for stat in [Stat::Mean, Stat::Min] {
-            add(c("accuracy", stat), "", accuracy(l2), accuracy(short));
+            let c = |metric| {
+                claim(
+                    "C5",
+                    c5,
+                    "L2 higher in all (Table 2)",
+                    l2,
+                    short,
+                    metric,
+                    stat,
+                    Side::Above,
+                    0.0,
+                )
+            };
+            add(
+                &mut out,
+                c("accuracy"),
+                "",
+                accuracy(l2),
+                accuracy(short),
+                none(),
+            );
             for ood in &sets {
-                add(c("auroc", stat), ood, auroc(l2, ood), auroc(short, ood));
+                add(
+                    &mut out,
+                    c("auroc"),
+                    ood,
+                    auroc(l2, ood),
+                    auroc(short, ood),
+                    none(),
+                );
             }
+        }
+        for ood in &sets {
+            let (a, b) = (auroc(l2, ood), auroc(short, ood));
+            if let (Some(&min), Some(&max)) = (
+                a.iter().min_by(|x, y| x.total_cmp(y)),
+                b.iter().max_by(|x, y| x.total_cmp(y)),
+            ) {
+                // L2's worst seed against no-L2's best: a comparison of extremes, no interval.
+                let worst = "ablation: L2's worst (min) AUROC >= no L2's best (max)";
+                let v = if a.len().min(b.len()) < MIN_SEEDS {
+                    Verdict::Inconclusive
+                } else if min >= max {
+                    Verdict::Supported
+                } else {
+                    Verdict::Contradicted
+                };
+                out.push(Judged {
+                    claim: "C5".into(),
+                    statement: worst.into(),
+                    ood: ood.clone(),
+                    a: l2.clone(),
+                    b: short.clone(),
+                    metric: "auroc".into(),
+                    stat: Stat::MinVsMax,
+                    a_value: min,
+                    b_value: max,
+                    difference: min - max,
+                    interval: [min - max, min - max],
+                    side: Side::Above,
+                    margin: 0.0,
+                    seeds: [a.len(), b.len()],
+                    verdict: v,
+                    paper: "L2's min above no L2's max (Table 2)".into(),
+                    scale: scale.into(),
+                    note: "min and max of the seeds themselves (no resampling)".into(),
+                });
+            }
+        }
+    }
+    // C6: each NC measure lower with L2 at the short schedule, at both no-L2 schedules.
+    let points = collapse_points(rows, roles);
+    if let Some((l2, e_l2, _)) = points.first() {
+        for (run, e, what) in &points[1..] {
+            for (m, name) in NC_MEASURES {
+                let (a, b) = (tracked_at(rows, l2, *e_l2, m), tracked_at(rows, run, *e, m));
+                let (ma, mb) = (Stat::Mean.of(&a), Stat::Mean.of(&b));
+                let note = format!("{name}: {what} / L2 short = {:.3}x", mb / ma);
+                let c6 = "collapse: each of NC1-4 lower with L2-short than without L2 (short and long schedule); about 10x lower at equal epochs";
+                add(
+                    &mut out,
+                    claim(
+                        "C6",
+                        c6,
+                        "all lower; ~10x at equal epochs (Table 3)",
+                        l2,
+                        run,
+                        m,
+                        Stat::Mean,
+                        Side::Below,
+                        0.0,
+                    ),
+                    "",
+                    a,
+                    b,
+                    note,
+                );
+            }
+        }
+    }
+    // C7: every softmax score's AUROC below GDA's, per model: the paired per-seed difference.
+    for run in [
+        &roles.l2_short,
+        &roles.nol2_long,
+        &roles.nol2_short,
+        &roles.l2_long,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        for ood in &sets {
+            let gda = auroc(run, ood);
+            for score in SOFTMAX_SCORES {
+                let s = final_auroc(rows, run, ood, score, "");
+                if s.len() != gda.len() {
+                    continue;
+                }
+                let d: Vec<f64> = s.iter().zip(&gda).map(|(s, g)| s - g).collect();
+                let c7 = "softmax: every softmax-family score's AUROC below GDA's (per seed, score - GDA)";
+                let note = format!("{score} - gda on {run}");
+                add(
+                    &mut out,
+                    claim(
+                        "C7",
+                        c7,
+                        "below GDA for all but RN50 no-L2 350 (Table 4)",
+                        run,
+                        "0",
+                        score,
+                        Stat::Mean,
+                        Side::Below,
+                        0.0,
+                    ),
+                    ood,
+                    d.clone(),
+                    zeros(&d),
+                    note,
+                );
+            }
+        }
+    }
+    // C8: over the no-L2 long runs' training, NC1 falls as AUROC rises (rho < 0 per run), and
+    // AUROC falls slightly after its peak.
+    if let Some(long) = &roles.nol2_long {
+        let nc1 = tracked(rows, long, "nc1");
+        let au = tracked(rows, long, "auroc");
+        let (mut rhos, mut falls) = (vec![], vec![]);
+        for (s, nc) in &nc1 {
+            let Some(a) = au.get(s) else { continue };
+            let pairs: Vec<(f64, f64)> = nc
+                .iter()
+                .filter_map(|(e, v)| a.iter().find(|p| p.0 == *e).map(|p| (*v, p.1)))
+                .collect();
+            let (x, y): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+            rhos.extend(spearman(&x, &y));
+            let peak = a.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            falls.extend(a.last().map(|l| peak - l.1));
+        }
+        if !rhos.is_empty() {
+            let mut sorted = rhos.clone();
+            sorted.sort_by(f64::total_cmp);
+            let note = format!(
+                "rho per run: min {:.3}, median {:.3}, max {:.3}; AUROC fall after its peak: mean {:.4}",
+                sorted[0],
+                quantile(&sorted, 0.5),
+                sorted[sorted.len() - 1],
+                Stat::Mean.of(&falls)
+            );
+            let c8 = "NC tracks OoD: over training without L2 (long), Spearman rho(NC1, AUROC) across epochs < 0 per run";
+            let ood = rows
+                .iter()
+                .find(|r| r.key.run == *long && r.key.metric == "auroc" && r.key.source == "log")
+                .map(|r| r.key.ood.clone())
+                .unwrap_or_default();
+            add(
+                &mut out,
+                claim(
+                    "C8",
+                    c8,
+                    "NC falls as AUROC rises; slight fall after the peak (Figure 3)",
+                    long,
+                    "0",
+                    "spearman(nc1, auroc)",
+                    Stat::Mean,
+                    Side::Below,
+                    0.0,
+                ),
+                &ood,
+                rhos.clone(),
+                zeros(&rhos),
+                note,
+            );
+        }
+    }
+    // C9 and C10: the intervention (SPEC 7) and over-training, on the tracked curves.
+    for i in interventions {
+        let group = |g: &str| format!("{}-intervene-e{}-{g}", i.source, i.from_epoch);
+        let (g_nc, g_control) = (group("nc"), group("control"));
+        let start = |metric: &str| -> std::collections::BTreeMap<u64, f64> {
+            tracked(rows, &i.source, metric)
+                .into_iter()
+                .filter_map(|(s, v)| v.iter().find(|p| p.0 == i.from_epoch).map(|p| (s, p.1)))
+                .collect()
+        };
+        // Per seed, the change of `metric` from the intervention's start to each of its epochs.
+        let changes = |g: &str, metric: &str| -> Vec<(u64, Vec<(usize, f64)>)> {
+            let s0 = start(metric);
+            tracked(rows, &group(g), metric)
+                .into_iter()
+                .filter_map(|(s, v)| {
+                    s0.get(&s)
+                        .map(|b| (s, v.iter().map(|p| (p.0, p.1 - b)).collect()))
+                })
+                .collect()
+        };
+        let at = |c: &[(u64, Vec<(usize, f64)>)], e: usize| -> Vec<f64> {
+            c.iter()
+                .filter_map(|(_, v)| v.iter().find(|p| p.0 == e).map(|p| p.1))
+                .collect()
+        };
+        let (nc, control) = (changes("nc", "auroc"), changes("control", "auroc"));
+        if !nc.is_empty() && !control.is_empty() {
+            let best_control = (1..=i.epochs)
+                .map(|e| at(&control, e))
+                .filter(|v| !v.is_empty())
+                .map(|v| Stat::Mean.of(&v))
+                .fold(f64::NEG_INFINITY, f64::max);
+            let note = format!(
+                "control's best mean gain within {} epochs: {best_control:+.4} (paper: +0.017 within 20)",
+                i.epochs
+            );
+            let c9 = "intervention: mean AUROC gain after 2 epochs, NC-loss group > control";
+            add(
+                &mut out,
+                claim(
+                    "C9",
+                    c9,
+                    "+0.038 vs +0.008 (Figure 4)",
+                    &g_nc,
+                    &g_control,
+                    "auroc gain",
+                    Stat::Mean,
+                    Side::Above,
+                    0.0,
+                ),
+                "",
+                at(&nc, 2),
+                at(&control, 2),
+                note,
+            );
+        }
+        let fp = changes("nc", "topn_false_positives");
+        let rise: Vec<f64> = fp
+            .iter()
+            .map(|(_, v)| v.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max))
+            .collect();
+        if !rise.is_empty() {
+            let c10 = "false positives: under the NC loss, top-N false positives rise within the intervention (max change from its start > 0)";
+            add(
+                &mut out,
+                claim(
+                    "C10",
+                    c10,
+                    "+500 on average within 20 epochs (Figure 5)",
+                    &g_nc,
+                    "0",
+                    "topn_false_positives rise",
+                    Stat::Mean,
+                    Side::Above,
+                    0.0,
+                ),
+                "",
+                rise.clone(),
+                zeros(&rise),
+                none(),
+            );
+            // Over-training L2-short adds far fewer than the NC loss; no-L2 long at most ~20.
+            let added = |over: &str, source: &str| -> Vec<f64> {
+                let from = final_epoch(rows, source);
+                tracked(rows, over, "topn_false_positives")
+                    .into_values()
+                    .filter_map(|v| {
+                        let s = v.iter().find(|p| Some(p.0) == from)?.1;
+                        v.iter().map(|p| p.1 - s).reduce(f64::max)
+                    })
+                    .collect()
+            };
+            if let (Some(o), Some(src)) = (&roles.l2_overtrain, &roles.l2_short) {
+                let a = added(o, src);
+                let c = "false positives: over-training L2-short to 2.5x adds far fewer than the NC loss";
+                add(
+                    &mut out,
+                    claim(
+                        "C10",
+                        c,
+                        "+54 over 90 epochs vs +500",
+                        o,
+                        &g_nc,
+                        "topn_false_positives rise",
+                        Stat::Mean,
+                        Side::Below,
+                        0.0,
+                    ),
+                    "",
+                    a,
+                    rise.clone(),
+                    none(),
+                );
+            }
+            if let (Some(o), Some(src)) = (&roles.nol2_overtrain, &roles.nol2_long) {
+                let a = added(o, src);
+                let c = "false positives: over-training no-L2-long to 1.43x adds at most ~20";
+                add(
+                    &mut out,
+                    claim(
+                        "C10",
+                        c,
+                        "at most ~20 (Figure 5)",
+                        o,
+                        "0",
+                        "topn_false_positives rise",
+                        Stat::Mean,
+                        Side::Below,
+                        20.0,
+                    ),
+                    "",
+                    a.clone(),
+                    zeros(&a),
+                    none(),
+                );
+            }
+        }
+    }
+    // C11: over-training L2 to the long schedule.
+    if let (Some(short), Some(long)) = (&roles.l2_short, &roles.l2_long) {
+        let c11 = "over-training L2 to the long schedule: accuracy slightly up, AUROC clearly down vs L2-short";
+        add(
+            &mut out,
+            claim(
+                "C11",
+                c11,
+                "accuracy up, AUROC down (Table 6)",
+                long,
+                short,
+                "accuracy",
+                Stat::Mean,
+                Side::Above,
+                0.0,
+            ),
+            "",
+            accuracy(long),
+            accuracy(short),
+            none(),
+        );
+        for ood in &sets {
+            add(
+                &mut out,
+                claim(
+                    "C11",
+                    c11,
+                    "accuracy up, AUROC down (Table 6)",
+                    long,
+                    short,
+                    "auroc",
+                    Stat::Mean,
+                    Side::Below,
+                    0.0,
+                ),
+                ood,
+                auroc(long, ood),
+                auroc(short, ood),
+                none(),
+            );
+        }
+    }
+    // C12: across seeds, NC1 at each run's peak-AUROC epoch vs the peak AUROC: weakly correlated.
+    if let Some(long) = &roles.nol2_long {
+        let nc1 = tracked(rows, long, "nc1");
+        let (mut x, mut y) = (vec![], vec![]);
+        for (s, a) in tracked(rows, long, "auroc") {
+            let Some(peak) = a
+                .iter()
+                .copied()
+                .reduce(|p, q| if q.1 > p.1 { q } else { p })
+            else {
+                continue;
+            };
+            if let Some(n) = nc1.get(&s).and_then(|v| v.iter().find(|p| p.0 == peak.0)) {
+                x.push(n.1);
+                y.push(peak.1);
+            }
+        }
+        if let Some((rho, interval)) = bootstrap_spearman(&x, &y, first_seed + 999) {
+            let verdict = if x.len() < MIN_SEEDS {
+                Verdict::Inconclusive
+            } else if interval[0] > -WEAK && interval[1] < WEAK {
+                Verdict::Supported
+            } else if interval[0] >= WEAK || interval[1] <= -WEAK {
+                Verdict::Contradicted
+            } else {
+                Verdict::Inconclusive
+            };
+            out.push(Judged {
+                claim: "C12".into(),
+                statement: format!("peak AUROC is not predicted by the amount of NC: across seeds, |Spearman rho(NC1 at the peak epoch, peak AUROC)| < {WEAK}"),
+                ood: String::new(),
+                a: long.clone(),
+                b: String::new(),
+                metric: "spearman(nc1 at peak, peak auroc)".into(),
+                stat: Stat::Rho,
+                a_value: rho,
+                b_value: 0.0,
+                difference: rho,
+                interval,
+                side: Side::Within,
+                margin: WEAK,
+                seeds: [x.len(), x.len()],
+                verdict,
+                paper: "weak correlation".into(),
+                scale: scale.into(),
+                note: String::new(),
+            });
         }
     }
     out
 }
 
-/// The judged claims as a markdown table.
+/// A comparison, its fields in order (the claims above read as a table).
+#[allow(clippy::too_many_arguments)]
+fn claim<'a>(
+    claim: &'a str,
+    statement: &'a str,
+    paper: &'a str,
+    a: &'a str,
+    b: &'a str,
+    metric: &'a str,
+    stat: Stat,
+    side: Side,
+    margin: f64,
+) -> Comparison<'a> {
+    Comparison {
+        claim,
+        statement,
+        paper,
+        a,
+        b,
+        metric,
+        stat,
+        side,
+        margin,
+    }
+}
+
+/// Below this |rho| a correlation counts as weak (C12).
+pub const WEAK: f64 = 0.5;
+
+/// The judged claims as Markdown: each claim's statement, then one table row per comparison,
+/// then the scale they were judged at.
 pub fn markdown(judged: &[Judged]) -> String {
-    let mut s = String::from(
-        "| claim | OoD set | compared | this study | paper | difference [95% CI] | verdict |\n|---|---|---|---|---|---|---|\n",
-    );
+    let mut s = String::new();
+    let mut said: Vec<(&str, &str)> = vec![];
+    for j in judged {
+        if !said.contains(&(&j.claim, &j.statement)) {
+            said.push((&j.claim, &j.statement));
+            s += &format!("- **{}**: {}\n", j.claim, j.statement);
+        }
+    }
+    s += "\n| claim | OoD set | compared | this study | paper | difference [95% CI] | verdict | note |\n|---|---|---|---|---|---|---|---|\n";
     for j in judged {
         s += &format!(
-            "| {} | {} | {:?} {} of {} vs {} | {:.4} vs {:.4} | {} | {:+.4} [{:+.4}, {:+.4}] | {:?} |\n",
+            "| {} | {} | {} of {} vs {} | {:.4} vs {:.4} | {} | {:+.4} [{:+.4}, {:+.4}] | {} | {} |\n",
             j.claim,
             if j.ood.is_empty() { "-" } else { &j.ood },
-            j.stat,
-            j.metric,
+            stat_name(j.stat, &j.metric),
             j.a,
-            j.b,
+            if j.b.is_empty() { "-" } else { &j.b },
             j.a_value,
             j.b_value,
             j.paper,
             j.difference,
             j.interval[0],
             j.interval[1],
-            j.verdict
+            verdict_name(j.verdict),
+            j.note
         );
     }
+    if let Some(j) = judged.first() {
+        s += &format!("\nJudged at this study's scale: {}.\n", j.scale);
+    }
     s
+}
+
+/// "mean auroc", "min accuracy", ...
+pub fn stat_name(stat: Stat, metric: &str) -> String {
+    let s = match stat {
+        Stat::Mean => "mean",
+        Stat::Min => "min",
+        Stat::Std => "std",
+        Stat::MinVsMax => "min vs max",
+        Stat::Rho => "",
+    };
+    format!("{s} {metric}").trim().to_string()
+}
+
+pub fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Supported => "supported",
+        Verdict::Contradicted => "contradicted",
+        Verdict::Inconclusive => "inconclusive",
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::ood::ScoreName;
 use crate::run::RunDir;
 use crate::study::plan::RunRef;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What a value measures, across seeds. Empty strings where a part does not apply (e.g. `ood` of
@@ -180,4 +181,54 @@ pub fn to_csv(rows: &[Row]) -> String {
         s.push('\n');
     }
     s
+}
+
+/// The last epoch `run` was evaluated at (`source` eval), if any.
+pub fn final_epoch(rows: &[Row], run: &str) -> Option<usize> {
+    rows.iter()
+        .filter(|r| r.key.run == run && r.key.source == "eval")
+        .map(|r| r.key.epoch)
+        .max()
+}
+
+/// The per-seed values (in seed order) of `run`'s rows from `source` at `epoch` that `pick`
+/// selects.
+pub fn values_at(
+    rows: &[Row],
+    run: &str,
+    source: &str,
+    epoch: usize,
+    pick: &dyn Fn(&Key) -> bool,
+) -> Vec<f64> {
+    let mut v: Vec<(u64, f64)> = rows
+        .iter()
+        .filter(|r| {
+            r.key.run == run && r.key.source == source && r.key.epoch == epoch && pick(&r.key)
+        })
+        .map(|r| (r.seed, r.value))
+        .collect();
+    v.sort_by_key(|p| p.0);
+    v.into_iter().map(|p| p.1).collect()
+}
+
+/// The per-seed values of `run`'s last evaluated epoch that `pick` selects.
+pub fn final_values(rows: &[Row], run: &str, pick: &dyn Fn(&Key) -> bool) -> Vec<f64> {
+    final_epoch(rows, run)
+        .map(|e| values_at(rows, run, "eval", e, pick))
+        .unwrap_or_default()
+}
+
+/// Per seed, `run`'s tracked (`log`) series of `metric`: (epoch, value) in epoch order.
+pub fn tracked(rows: &[Row], run: &str, metric: &str) -> BTreeMap<u64, Vec<(usize, f64)>> {
+    let mut out: BTreeMap<u64, Vec<(usize, f64)>> = BTreeMap::new();
+    for r in rows {
+        let k = &r.key;
+        if k.run == run && k.source == "log" && k.metric == metric {
+            out.entry(r.seed).or_default().push((k.epoch, r.value));
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|p| p.0);
+    }
+    out
 }

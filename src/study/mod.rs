@@ -104,3 +104,61 @@ pub fn load(root: &Path) -> Result<StudySpec> {
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     StudySpec::from_toml(&text).map_err(|e| Error::bad_file(&path, e.to_string()))
 }
+
+/// What `study task` records of a finished task, whichever executor ran it: the report's wall
+/// time per task and provenance (ncood version and commit, machine, device).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskRecord {
+    pub id: usize,
+    pub label: String,
+    pub seconds: f64,
+    pub host: String,
+    pub cpu: String,
+    #[serde(flatten)]
+    pub provenance: crate::run::Provenance,
+}
+
+impl TaskRecord {
+    /// A record of `task` run for `seconds` on this machine with `device`.
+    pub fn new(task: &Task, seconds: f64, device: tch::Device) -> TaskRecord {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+            .unwrap_or_default();
+        TaskRecord {
+            id: task.id,
+            label: task.label.clone(),
+            seconds,
+            host: read("/proc/sys/kernel/hostname").trim().to_string(),
+            cpu,
+            provenance: crate::run::Provenance::current(device),
+        }
+    }
+
+    fn path(root: &Path, id: usize) -> std::path::PathBuf {
+        root.join("tasks").join(format!("task-{id:05}.json"))
+    }
+
+    /// Writes the record into the study directory (atomically).
+    pub fn write(&self, root: &Path) -> Result<()> {
+        let path = TaskRecord::path(root, self.id);
+        let dir = path.parent().expect("a file in a folder");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::atomic::write_json(&path, self)
+    }
+
+    /// The records of the study's tasks that have one, in task order.
+    pub fn read_all(root: &Path, plan: &Plan) -> Vec<TaskRecord> {
+        plan.tasks
+            .iter()
+            .filter_map(|t| {
+                let text = std::fs::read_to_string(TaskRecord::path(root, t.id)).ok()?;
+                serde_json::from_str(&text).ok()
+            })
+            .collect()
+    }
+}

@@ -1,9 +1,16 @@
-//! PLACEHOLDER (being written by a helper this session): the SLURM executor.
-use super::local::Compute;
-use super::plan::Plan;
+//! The SLURM executor: a study's unfinished tasks as `sbatch` job arrays, one per dependency wave,
+//! each element running `ncood study task ROOT --id K` as the local pool's children do, with its
+//! output in the same log. SLURM keeps the order: a wave starts once the waves its tasks need have
+//! all ended well (`afterok`); a failure cancels the waves that wait on it
+//! (`--kill-on-invalid-dep`), and running the study again submits what is left, since a task's
+//! state is read from its run directory. The scripts, SLURM's own output (time-limit kills and the
+//! like) and the ids of the submitted jobs are kept in `ROOT/slurm/` (job ID's script as `ID.sh`).
+use super::local::{Compute, log_path};
+use super::plan::{Plan, TaskState};
 use super::spec::SlurmSpec;
 use crate::error::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// A submitted SLURM job: its id and what it runs.
 pub struct Job {
@@ -11,10 +18,361 @@ pub struct Job {
     pub what: String,
 }
 
-pub fn submit(_plan: &Plan, _exe: &Path, _s: &SlurmSpec, _c: Compute) -> Result<Vec<Job>> {
-    Err(Error::invalid("slurm", "not written yet"))
+/// The submitted jobs, a line `ID<tab>WHAT` each, in `ROOT/slurm/`.
+const JOBS_FILE: &str = "jobs.txt";
+
+/// Tasks that can start together: each needs only tasks of the waves in `after` (earlier ones).
+#[derive(Debug, PartialEq)]
+struct Wave {
+    tasks: Vec<usize>,
+    after: Vec<usize>,
 }
 
-pub fn status(_root: &Path) -> Option<String> {
-    None
+/// Groups the open tasks (`open[id]`, with `deps[id]` lower ids) into waves: a task goes one wave
+/// after the latest of its open dependencies (wave 0 without any), so it starts as early as wave
+/// arrays allow. Finished dependencies are no one's concern.
+fn waves(deps: &[Vec<usize>], open: &[bool]) -> Vec<Wave> {
+    let mut wave_of = vec![0; deps.len()];
+    let mut waves: Vec<Wave> = vec![];
+    for id in (0..deps.len()).filter(|&i| open[i]) {
+        let needs: Vec<usize> = deps[id]
+            .iter()
+            .filter(|&&d| open[d])
+            .map(|&d| wave_of[d])
+            .collect();
+        let w = needs.iter().max().map_or(0, |m| m + 1);
+        wave_of[id] = w;
+        if waves.len() == w {
+            waves.push(Wave {
+                tasks: vec![],
+                after: vec![],
+            });
+        }
+        waves[w].tasks.push(id);
+        waves[w].after.extend(needs);
+        waves[w].after.sort_unstable();
+        waves[w].after.dedup();
+    }
+    waves
+}
+
+/// One job array: its name, the ids of the jobs it waits for, and its tasks with their logs.
+struct Array {
+    name: String,
+    after: Vec<String>,
+    tasks: Vec<(usize, PathBuf)>,
+}
+
+/// The sbatch script of `a`: element i runs task `a.tasks[i]` into its log. `--threads` alone asks
+/// SLURM for that many CPUs; `cpus_per_task` alone sets the thread count; neither: one of each.
+/// Paths go in double quotes (`#SBATCH` lines) and single quotes (bash).
+fn script(a: &Array, exe: &Path, root: &Path, s: &SlurmSpec, c: Compute) -> String {
+    let cpus = match s.cpus_per_task {
+        0 => c.threads.unwrap_or(1),
+        n => n,
+    };
+    let threads = c.threads.unwrap_or(cpus);
+    let mut lines = vec![
+        "#!/bin/bash".to_string(),
+        format!("#SBATCH --job-name={}", a.name),
+        format!("#SBATCH --array=0-{}", a.tasks.len() - 1),
+        format!(
+            "#SBATCH --output=\"{}/%A_%a.out\"",
+            root.join("slurm").display()
+        ),
+        format!("#SBATCH --cpus-per-task={cpus}"),
+    ];
+    if !a.after.is_empty() {
+        lines.push(format!(
+            "#SBATCH --dependency=afterok:{}",
+            a.after.join(":")
+        ));
+        lines.push("#SBATCH --kill-on-invalid-dep=yes".into());
+    }
+    for (flag, value) in [
+        ("partition", &s.partition),
+        ("time", &s.time),
+        ("mem", &s.mem),
+    ] {
+        if !value.is_empty() {
+            lines.push(format!("#SBATCH --{flag}={value}"));
+        }
+    }
+    if s.gpus > 0 {
+        lines.push(format!("#SBATCH --gres=gpu:{}", s.gpus));
+    }
+    lines.extend(s.extra.iter().map(|e| format!("#SBATCH {e}")));
+    let ids: Vec<String> = a.tasks.iter().map(|(id, _)| id.to_string()).collect();
+    let logs: Vec<String> = a.tasks.iter().map(|(_, log)| quote(log)).collect();
+    let device = c
+        .device
+        .map(|d| format!(" --device {d}"))
+        .unwrap_or_default();
+    lines.extend([
+        "# The array index picks a task of the study and its log.".to_string(),
+        format!("ids=({})", ids.join(" ")),
+        format!("logs=({})", logs.join(" ")),
+        "log=${logs[$SLURM_ARRAY_TASK_ID]}".into(),
+        "mkdir -p \"${log%/*}\"".into(),
+        format!("export OMP_NUM_THREADS={threads}"),
+        format!(
+            "exec {} study task {} --id \"${{ids[$SLURM_ARRAY_TASK_ID]}}\" --threads {threads}{device} >\"$log\" 2>&1",
+            quote(exe),
+            quote(root)
+        ),
+    ]);
+    lines.join("\n") + "\n"
+}
+
+/// `p` as one bash word.
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// Runs a SLURM command, naming it when it is not on PATH; returns its stdout, or its stderr as
+/// the error when it fails.
+fn slurm(cmd: &mut Command) -> Result<std::result::Result<String, String>> {
+    let name = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().map_err(|e| {
+        Error::invalid(
+            "the SLURM executor",
+            format!("cannot run {name} ({e}); it needs SLURM's commands on PATH"),
+        )
+    })?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    Ok(match out.status.success() {
+        true => Ok(text(&out.stdout)),
+        false => Err(text(&out.stderr)),
+    })
+}
+
+/// The ids of the jobs recorded in `root`, with what they run.
+fn recorded(root: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(root.join("slurm").join(JOBS_FILE)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(id, what)| (id.to_string(), what.to_string()))
+        .collect()
+}
+
+fn ids(jobs: &[(String, String)]) -> String {
+    let ids: Vec<&str> = jobs.iter().map(|j| j.0.as_str()).collect();
+    ids.join(",")
+}
+
+/// Submits every unfinished task of `plan` (tasks whose `plan.state(t)` is Finished are left out)
+/// as sbatch job arrays and returns the jobs, in submission order; an empty Vec when all is
+/// finished. Refuses while jobs it submitted before are queued, which would run tasks twice.
+pub fn submit(plan: &Plan, exe: &Path, settings: &SlurmSpec, compute: Compute) -> Result<Vec<Job>> {
+    let open: Vec<bool> = plan
+        .tasks
+        .iter()
+        .map(|t| plan.state(t) != TaskState::Finished)
+        .collect();
+    let deps: Vec<Vec<usize>> = plan.tasks.iter().map(|t| t.deps.clone()).collect();
+    let waves = waves(&deps, &open);
+    if waves.is_empty() {
+        return Ok(vec![]);
+    }
+    // The jobs run elsewhere, maybe in another folder: every path they see is absolute.
+    let abs = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
+    let root = abs(&plan.root)?;
+    let dir = root.join("slurm");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut done = recorded(&root);
+    if !done.is_empty() {
+        let queue = slurm(Command::new("squeue").args(["-h", "-o", "%i", "-j", &ids(&done)]));
+        if let Ok(Ok(queued)) = queue
+            && !queued.is_empty()
+        {
+            return Err(Error::invalid(
+                format!("study {}", root.display()),
+                format!(
+                    "jobs it submitted are still queued or running ({}); submitting again would run their tasks twice: wait for them or scancel them",
+                    queued.lines().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    // The folder's name, in letters SLURM takes unquoted.
+    let study: String = root
+        .file_name()
+        .map_or("study".into(), |n| n.to_string_lossy())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut jobs: Vec<Job> = vec![];
+    for (k, w) in waves.iter().enumerate() {
+        let tasks = w
+            .tasks
+            .iter()
+            .map(|&id| Ok((id, abs(&log_path(&plan.tasks[id]))?)))
+            .collect::<Result<_>>()?;
+        let a = Array {
+            name: format!("ncood-{study}-w{k}"),
+            after: w.after.iter().map(|&i| jobs[i].id.clone()).collect(),
+            tasks,
+        };
+        let path = dir.join(format!("w{k}.sh"));
+        crate::atomic::write(&path, script(&a, exe, &root, settings, compute).as_bytes())?;
+        let id = slurm(Command::new("sbatch").arg("--parsable").arg(&path))?.map_err(|e| {
+            let sent: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+            Error::invalid(
+                format!("sbatch {}", path.display()),
+                format!("{e} (jobs submitted before it: [{}])", sent.join(", ")),
+            )
+        })?;
+        // `--parsable` prints `ID` or `ID;CLUSTER`.
+        let id = id.split(';').next().unwrap_or_default().to_string();
+        // Kept under the job's id: a later submission's wave k is another script.
+        let kept = dir.join(format!("{id}.sh"));
+        std::fs::rename(&path, &kept).map_err(|e| Error::io(&kept, e))?;
+        let labels: Vec<&str> = w
+            .tasks
+            .iter()
+            .map(|&t| plan.tasks[t].label.as_str())
+            .collect();
+        let what = match labels.len() {
+            n if n > 3 => format!("wave {k}, {n} tasks: {}, ...", labels[..2].join(", ")),
+            n => format!("wave {k}, {n} task(s): {}", labels.join(", ")),
+        };
+        done.push((id.clone(), what.clone()));
+        let text: String = done.iter().map(|(i, w)| format!("{i}\t{w}\n")).collect();
+        crate::atomic::write(&dir.join(JOBS_FILE), text.as_bytes())?;
+        jobs.push(Job { id, what });
+    }
+    Ok(jobs)
+}
+
+/// squeue/sacct lines for the jobs this study submitted (recorded under the study directory), or
+/// None when it submitted none or neither tool is on PATH.
+pub fn status(root: &Path) -> Option<String> {
+    let jobs = recorded(root);
+    if jobs.is_empty() {
+        return None;
+    }
+    let ids = ids(&jobs);
+    let queue = slurm(Command::new("squeue").args(["-h", "-j", &ids, "-o", "%i %j %T %M %R"]));
+    let acct = slurm(
+        Command::new("sacct")
+            .args(["-n", "-P", "-j", &ids])
+            .arg("--format=JobID,JobName,State,Elapsed,ExitCode"),
+    );
+    if queue.is_err() && acct.is_err() {
+        return None;
+    }
+    let mut s = String::from("SLURM jobs:\n");
+    for (id, what) in &jobs {
+        s += &format!("  {id}  {what}\n");
+    }
+    // squeue fails when given only jobs that left the queue, sacct without accounting storage.
+    match queue {
+        Ok(Ok(lines)) if lines.is_empty() => s += "squeue: none of them is queued\n",
+        Ok(Ok(lines)) => s += &format!("squeue:\n  {}\n", lines.replace('\n', "\n  ")),
+        Ok(Err(e)) => s += &format!("squeue: {e}\n"),
+        Err(_) => {}
+    }
+    if let Ok(Ok(lines)) = acct
+        && !lines.is_empty()
+    {
+        s += &format!("sacct:\n  {}\n", lines.replace('\n', "\n  "));
+    }
+    Some(s.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waves_follow_open_dependencies() {
+        // 0 -> 1 -> 2, 0 -> 3, 4 alone, 5 after 2 and 4.
+        let deps = vec![vec![], vec![0], vec![1], vec![0], vec![], vec![2, 4]];
+        let wave = |tasks: Vec<usize>, after: Vec<usize>| Wave { tasks, after };
+        assert_eq!(
+            waves(&deps, &[true; 6]),
+            [
+                wave(vec![0, 4], vec![]),
+                wave(vec![1, 3], vec![0]),
+                wave(vec![2], vec![1]),
+                wave(vec![5], vec![0, 2]),
+            ]
+        );
+        // Finished tasks drop out, and so do the waits on them.
+        let open = [false, false, true, true, false, true];
+        assert_eq!(
+            waves(&deps, &open),
+            [wave(vec![2, 3], vec![]), wave(vec![5], vec![0])]
+        );
+        assert_eq!(waves(&deps, &[false; 6]), []);
+    }
+
+    #[test]
+    fn scripts_map_the_array_index_to_tasks_and_logs() {
+        let a = Array {
+            name: "ncood-x-w1".into(),
+            after: vec!["12".into(), "13".into()],
+            tasks: vec![
+                (3, "/s/runs/a/s0/train.log".into()),
+                (7, "/s/it's.log".into()),
+            ],
+        };
+        let s = SlurmSpec {
+            partition: "gpu".into(),
+            gpus: 1,
+            extra: vec!["--account=abc".into()],
+            ..SlurmSpec::default()
+        };
+        let c = Compute {
+            device: Some(crate::device::DeviceSpec::Cuda(0)),
+            threads: Some(2),
+        };
+        let text = script(&a, Path::new("/bin/ncood"), Path::new("/s"), &s, c);
+        let expected = r#"#!/bin/bash
+#SBATCH --job-name=ncood-x-w1
+#SBATCH --array=0-1
+#SBATCH --output="/s/slurm/%A_%a.out"
+#SBATCH --cpus-per-task=2
+#SBATCH --dependency=afterok:12:13
+#SBATCH --kill-on-invalid-dep=yes
+#SBATCH --partition=gpu
+#SBATCH --gres=gpu:1
+#SBATCH --account=abc
+# The array index picks a task of the study and its log.
+ids=(3 7)
+logs=('/s/runs/a/s0/train.log' '/s/it'\''s.log')
+log=${logs[$SLURM_ARRAY_TASK_ID]}
+mkdir -p "${log%/*}"
+export OMP_NUM_THREADS=2
+exec '/bin/ncood' study task '/s' --id "${ids[$SLURM_ARRAY_TASK_ID]}" --threads 2 --device cuda >"$log" 2>&1
+"#;
+        assert_eq!(text, expected);
+        // Without --threads: one CPU and one thread, or as many as cpus_per_task.
+        let one = script(
+            &a,
+            Path::new("/e"),
+            Path::new("/s"),
+            &SlurmSpec::default(),
+            Compute::default(),
+        );
+        assert!(one.contains("--cpus-per-task=1\n") && one.contains("--threads 1 >"));
+        let four = SlurmSpec {
+            cpus_per_task: 4,
+            ..SlurmSpec::default()
+        };
+        let four = script(
+            &a,
+            Path::new("/e"),
+            Path::new("/s"),
+            &four,
+            Compute::default(),
+        );
+        assert!(four.contains("--cpus-per-task=4\n") && four.contains("THREADS=4\n"));
+    }
 }
