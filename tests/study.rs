@@ -107,6 +107,48 @@ fn kill_study(dir: &Path) -> usize {
     killed
 }
 
+/// Opens a report in headless Chromium (installed by scripts/setup.sh): every figure lays out
+/// with a non-zero size (the page's own script says so on `<body data-figures>`), no console or
+/// JavaScript error, and a screenshot in target/ for a person to look at.
+fn in_a_browser(html: &Path) {
+    let figures = std::fs::read_to_string(html)
+        .unwrap()
+        .matches("<figure ")
+        .count();
+    assert!(figures > 0, "the report has no figures");
+    let chromium = |args: &[&str]| {
+        let out = Command::new("chromium-headless-shell")
+            .args(["--no-sandbox", "--disable-gpu"])
+            .args(args)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("chromium-headless-shell (scripts/setup.sh installs it)");
+        assert!(out.status.success(), "{out:?}");
+        out
+    };
+    let out = chromium(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains(&format!("data-figures=\"ok:{figures}\"")),
+        "not every figure rendered: {}",
+        dom.split("data-figures")
+            .nth(1)
+            .unwrap_or("no script result")
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(
+        console.iter().all(|l| l.contains("ncood figures ok")) && !log.contains("Uncaught"),
+        "console: {console:?}"
+    );
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
+    chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1280,4000",
+    ]);
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+}
+
 #[test]
 fn spec_errors_name_the_problem() {
     let tmp = tempfile::tempdir().unwrap();
@@ -402,6 +444,7 @@ fn a_study_runs_resumes_and_survives_kills() {
     let html = std::fs::read_to_string(a.join("report/report.html")).unwrap();
     assert!(html.contains("Table 1 (resnet18)") && html.contains("<figure"));
     assert!(printed.contains(&a.join("report/report.html").display().to_string()));
+    in_a_browser(&a.join("report/report.html"));
     // Run again: nothing to do.
     let out = common::run_ok(&mut run(&a));
     assert!(String::from_utf8_lossy(&out.stdout).contains("16 finished before, 0 now"));

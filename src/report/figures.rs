@@ -60,11 +60,14 @@ enum Style {
     Strip,
 }
 
+/// Per seed, (x, y) points.
+type PerSeed = BTreeMap<u64, Vec<(f64, f64)>>;
+
 /// One named series: per seed its (x, y) points.
 struct Series {
     label: String,
     style: Style,
-    seeds: BTreeMap<u64, Vec<(f64, f64)>>,
+    seeds: PerSeed,
 }
 
 /// One panel of a figure.
@@ -164,7 +167,7 @@ const NC: [(&str, &str, &str, bool); 5] = [
 
 /// Per seed, the (epoch, value) points of `run`'s per-epoch log rows of `metric` (training and
 /// tracking), in epoch order, as chart coordinates.
-fn tracked(rows: &[Row], run: &str, metric: &str) -> BTreeMap<u64, Vec<(f64, f64)>> {
+fn tracked(rows: &[Row], run: &str, metric: &str) -> PerSeed {
     let t = super::results::tracked(rows, run, metric).into_iter();
     t.map(|(s, v)| (s, v.into_iter().map(|(e, v)| (e as f64, v)).collect()))
         .collect()
@@ -178,7 +181,7 @@ fn tracked_ood(rows: &[Row], run: &str) -> String {
         .unwrap_or_default()
 }
 
-fn series(label: impl Into<String>, style: Style, seeds: BTreeMap<u64, Vec<(f64, f64)>>) -> Series {
+fn series(label: impl Into<String>, style: Style, seeds: PerSeed) -> Series {
     Series {
         label: label.into(),
         style,
@@ -296,8 +299,8 @@ fn fig3(rows: &[Row], spec: &StudySpec) -> Vec<Plot> {
     plots
 }
 
-/// The intervention's groups as (group, run name, legend label).
-fn groups(spec: &StudySpec, i: &InterventionSpec) -> Vec<(Group, String, &'static str)> {
+/// The intervention's groups as (run name, legend label).
+fn groups(spec: &StudySpec, i: &InterventionSpec) -> Vec<(String, &'static str)> {
     spec.groups(i)
         .unwrap_or_default()
         .into_iter()
@@ -307,7 +310,7 @@ fn groups(spec: &StudySpec, i: &InterventionSpec) -> Vec<(Group, String, &'stati
                 Group::Control => "control (cross-entropy)",
                 Group::Nc => "NC loss",
             };
-            (g, run, label)
+            (run, label)
         })
         .collect()
 }
@@ -322,7 +325,7 @@ fn intervention(rows: &[Row], spec: &StudySpec, i: &InterventionSpec, metric: &s
         .collect();
     groups(spec, i)
         .into_iter()
-        .map(|(_, run, label)| {
+        .map(|(run, label)| {
             let mut seeds = tracked(rows, &run, metric);
             for (seed, points) in seeds.iter_mut() {
                 if let Some(&v) = start.get(seed) {
@@ -385,8 +388,8 @@ fn fig4(rows: &[Row], spec: &StudySpec) -> Option<Plot> {
         "fig4".into(),
         "Intervention: GDA AUROC, control vs NC loss".into(),
         format!(
-            "Tracked GDA AUROC per epoch of the SPEC 7 intervention (lr one tenth of the \
-             schedule's, 20 epochs): control continues with cross-entropy, the NC group trains \
+            "Tracked GDA AUROC per epoch of the SPEC 7 intervention (learning rate one tenth of \
+             the schedule's): the control group continues with cross-entropy, the NC group trains \
              with the NC loss. Epoch 0 is the source run's tracked value at the intervention's \
              epoch. {BAND}{gains} Paper: Figure 4."
         ),
@@ -554,7 +557,7 @@ fn auroc_strip(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> 
 }
 
 /// NC1 vs tracked GDA AUROC, one point per (run, seed, tracked epoch), coloured by run, with
-/// Spearman's rho overall and per run in the legend and caption (C8, C12).
+/// Spearman's rho overall and per run in the legend and caption (C8).
 fn nc1_auroc(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> {
     let mut names: Vec<&str> = vec![];
     for r in runs {
@@ -694,7 +697,7 @@ fn render(plot: &Plot, dir: &Path) -> Result<Figure> {
     encoder
         .write_header()
         .and_then(|mut w| w.write_image_data(&rgb))
-        .map_err(|e| Error::invalid(format!("figure {}", plot.name), e.to_string()))?;
+        .map_err(|e| failed(Box::new(e)))?;
     crate::atomic::write(&dir.join(format!("{}.svg", plot.name)), svg.as_bytes())?;
     crate::atomic::write(&dir.join(format!("{}.png", plot.name)), &png)?;
     Ok(Figure {
@@ -811,7 +814,7 @@ fn range(v: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
 }
 
 /// Per distinct x (in order): (x, mean, min, max) over the seeds that have it.
-fn band(seeds: &BTreeMap<u64, Vec<(f64, f64)>>) -> Vec<(f64, f64, f64, f64)> {
+fn band(seeds: &PerSeed) -> Vec<(f64, f64, f64, f64)> {
     let mut all: Vec<(f64, f64)> = seeds.values().flatten().copied().collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     all.chunk_by(|a, b| a.0 == b.0)
@@ -840,7 +843,7 @@ where
         let y = if p.log_y { y.log10() } else { y };
         (x.is_finite() && y.is_finite()).then_some((x, y))
     };
-    let data: Vec<(&Series, BTreeMap<u64, Vec<(f64, f64)>>)> = p
+    let data: Vec<(&Series, PerSeed)> = p
         .series
         .iter()
         .map(|s| {
@@ -883,7 +886,10 @@ where
         .x_label_formatter(if p.log_x { &log } else { &linear })
         .y_label_formatter(if p.log_y { &log } else { &linear });
     if !p.categories.is_empty() {
-        mesh.x_label_formatter(&category).disable_x_mesh();
+        // One tick per category (plotters picks unit steps for n labels over n units).
+        mesh.x_label_formatter(&category)
+            .x_labels(p.categories.len())
+            .disable_x_mesh();
     }
     mesh.draw()?;
     for (s, seeds) in &data {
@@ -948,26 +954,19 @@ mod tests {
     use crate::features::FeatureKind;
     use crate::study::spec::{Overtrain, Roles, Variant};
 
-    fn row(
-        run: &str,
-        seed: u64,
-        epoch: usize,
-        source: &str,
-        ood: &str,
-        score: &str,
-        features: &str,
-        metric: &str,
-        value: f64,
-    ) -> Row {
+    /// A row of `run`, `seed`, `epoch` with key [source, ood, score, features, metric].
+    fn row(run: &str, seed: u64, epoch: usize, key: [&str; 5], value: f64) -> Row {
+        let [source, ood, score, features, metric] = key.map(String::from);
+        let run = run.into();
         Row {
             key: Key {
-                run: run.into(),
+                run,
                 epoch,
-                source: source.into(),
-                ood: ood.into(),
-                score: score.into(),
-                features: features.into(),
-                metric: metric.into(),
+                source,
+                ood,
+                score,
+                features,
+                metric,
             },
             seed,
             value,
@@ -985,40 +984,31 @@ mod tests {
                     1.0 + run.len() as f64 / 20.0
                 };
                 let t = speed * e as f64 + seed as f64 * 0.3;
-                for (m, v) in [
-                    ("nc1", 10.0 * (-0.3 * t).exp()),
-                    ("nc2_equinorm_means", 0.5 / (1.0 + t)),
-                    ("nc2_equiangularity_means", 0.3 / (1.0 + t)),
-                    ("nc3", 1.0 / (1.0 + t)),
-                    ("nc4", 0.2 / (1.0 + t)),
+                let nc = |m| ["log", "", "", f, m];
+                let gda = |m| ["log", "mnist", "gda", f, m];
+                for (key, v) in [
+                    (nc("nc1"), 10.0 * (-0.3 * t).exp()),
+                    (nc("nc2_equinorm_means"), 0.5 / (1.0 + t)),
+                    (nc("nc2_equiangularity_means"), 0.3 / (1.0 + t)),
+                    (nc("nc3"), 1.0 / (1.0 + t)),
+                    (nc("nc4"), 0.2 / (1.0 + t)),
+                    (gda("auroc"), 0.99 - 0.3 / (1.0 + t)),
+                    (gda("topn_false_positives"), 1000.0 / (1.0 + t)),
                 ] {
-                    rows.push(row(run, seed, e, "log", "", "", f, m, v));
+                    rows.push(row(run, seed, e, key, v));
                 }
-                let auroc = 0.99 - 0.3 / (1.0 + t);
-                rows.push(row(run, seed, e, "log", "mnist", "gda", f, "auroc", auroc));
-                let fp = 1000.0 / (1.0 + t);
-                rows.push(row(
-                    run,
-                    seed,
-                    e,
-                    "log",
-                    "mnist",
-                    "gda",
-                    f,
-                    "topn_false_positives",
-                    fp,
-                ));
             }
         }
     }
 
     fn eval(rows: &mut Vec<Row>, run: &str, epoch: usize, f: &str) {
         for seed in 0..3u64 {
-            rows.push(row(run, seed, epoch, "eval", "", "", "", "accuracy", 0.9));
+            rows.push(row(run, seed, epoch, ["eval", "", "", "", "accuracy"], 0.9));
             for (set, base) in [("mnist", 0.9), ("noise-uniform", 0.8)] {
                 for feat in ["raw", "normalized"] {
                     let v = base + 0.01 * seed as f64 + if feat == f { 0.05 } else { 0.0 };
-                    rows.push(row(run, seed, epoch, "eval", set, "gda", feat, "auroc", v));
+                    let key = ["eval", set, "gda", feat, "auroc"];
+                    rows.push(row(run, seed, epoch, key, v));
                 }
             }
         }
@@ -1081,7 +1071,7 @@ mod tests {
         add("nol2-long", false);
         add("l2-over", true);
         for g in groups(spec, &spec.interventions[0]) {
-            add(&g.1, false);
+            add(&g.0, false);
         }
         out
     }
@@ -1221,8 +1211,7 @@ mod tests {
     #[test]
     fn helpers_by_hand() {
         // Band: per x the mean, min and max of the seeds that have it.
-        let seeds: BTreeMap<u64, Vec<(f64, f64)>> =
-            [(0, vec![(1.0, 1.0), (2.0, 4.0)]), (1, vec![(1.0, 3.0)])].into();
+        let seeds: PerSeed = [(0, vec![(1.0, 1.0), (2.0, 4.0)]), (1, vec![(1.0, 3.0)])].into();
         assert_eq!(
             band(&seeds),
             vec![(1.0, 2.0, 1.0, 3.0), (2.0, 4.0, 4.0, 4.0)]
@@ -1261,5 +1250,44 @@ mod tests {
             area.present().unwrap();
         }
         assert!(rgb.iter().filter(|&&v| v < 100).count() > 100);
+    }
+}
+
+#[cfg(test)]
+mod tmp_real {
+    use super::*;
+    use crate::report::results::Key;
+    #[test]
+    fn tmp_real_strip() {
+        let text = std::fs::read_to_string("results/fmnist-small-study/results.csv").unwrap();
+        let rows: Vec<Row> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                Row {
+                    key: Key {
+                        run: f[0].into(),
+                        epoch: f[2].parse().unwrap(),
+                        source: f[3].into(),
+                        ood: f[4].into(),
+                        score: f[5].into(),
+                        features: f[6].into(),
+                        metric: f[7].into(),
+                    },
+                    seed: f[1].parse().unwrap(),
+                    value: f[8].parse().unwrap(),
+                }
+            })
+            .collect();
+        let t = std::fs::read_to_string("results/fmnist-small-study/study.toml")
+            .unwrap()
+            .replace("[roles]", "[[roles]]");
+        let spec = StudySpec::from_toml(&t).unwrap();
+        let plan = crate::study::Plan::new(&spec, Path::new("/tmp/x")).unwrap();
+        let figs = draw(&rows, &plan.runs, &spec, Path::new("/tmp/figs-real")).unwrap();
+        for f in figs {
+            println!("{}: {}", f.name, f.caption);
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! The SLURM executor: a study's unfinished tasks as `sbatch` job arrays, one per dependency wave,
 //! each element running `ncood study task ROOT --id K` as the local pool's children do, with its
 //! output in the same log. SLURM keeps the order: a wave starts once the waves its tasks need have
-//! all ended well (`afterok`); a failure cancels the waves that wait on it
-//! (`--kill-on-invalid-dep`), and running the study again submits what is left, since a task's
-//! state is read from its run directory. The scripts, SLURM's own output (time-limit kills and the
-//! like) and the ids of the submitted jobs are kept in `ROOT/slurm/` (job ID's script as `ID.sh`).
+//! all ended well (`afterok`). A few arrays instead of a job per task cost some parallelism: a task
+//! waits for whole waves, and a failure cancels every wave that waits on it
+//! (`--kill-on-invalid-dep`, rather than pending forever); running the study again submits what is
+//! left, since a task's state is read from its run directory. The scripts (job ID's as `ID.sh`),
+//! SLURM's own output (time-limit kills and the like) and the submitted jobs are kept in
+//! `ROOT/slurm/`.
 use super::local::{Compute, log_path};
 use super::plan::{Plan, TaskState};
 use super::spec::SlurmSpec;
@@ -30,7 +32,7 @@ struct Wave {
 
 /// Groups the open tasks (`open[id]`, with `deps[id]` lower ids) into waves: a task goes one wave
 /// after the latest of its open dependencies (wave 0 without any), so it starts as early as wave
-/// arrays allow. Finished dependencies are no one's concern.
+/// arrays allow. Finished dependencies need no waiting.
 fn waves(deps: &[Vec<usize>], open: &[bool]) -> Vec<Wave> {
     let mut wave_of = vec![0; deps.len()];
     let mut waves: Vec<Wave> = vec![];
