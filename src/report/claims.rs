@@ -571,11 +571,18 @@ pub fn judge_study(
             );
         }
         let fp = changes("nc", "topn_false_positives");
-        let rise: Vec<f64> = fp
-            .iter()
-            .map(|(_, v)| v.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max))
-            .collect();
+        let extreme = |pick: fn(f64, f64) -> f64| -> Vec<f64> {
+            fp.iter()
+                .filter_map(|(_, v)| v.iter().map(|p| p.1).reduce(pick))
+                .collect()
+        };
+        let (rise, fall) = (extreme(f64::max), extreme(f64::min));
         if !rise.is_empty() {
+            let note = format!(
+                "change from the start: lowest {:+.1}, highest {:+.1} (means over seeds)",
+                Stat::Mean.of(&fall),
+                Stat::Mean.of(&rise)
+            );
             let c10 = "false positives: under the NC loss, top-N false positives rise within the intervention (max change from its start > 0)";
             add(
                 &mut out,
@@ -593,7 +600,7 @@ pub fn judge_study(
                 "",
                 rise.clone(),
                 zeros(&rise),
-                none(),
+                note,
             );
             // Over-training L2-short adds far fewer than the NC loss; no-L2 long at most ~20.
             let added = |over: &str, source: &str| -> Vec<f64> {
@@ -601,8 +608,13 @@ pub fn judge_study(
                 tracked(rows, over, "topn_false_positives")
                     .into_values()
                     .filter_map(|v| {
-                        let s = v.iter().find(|p| Some(p.0) == from)?.1;
-                        v.iter().map(|p| p.1 - s).reduce(f64::max)
+                        // The copied log holds the source's epochs too: only later ones count.
+                        let from = from?;
+                        let s = v.iter().find(|p| p.0 == from)?.1;
+                        v.iter()
+                            .filter(|p| p.0 > from)
+                            .map(|p| p.1 - s)
+                            .reduce(f64::max)
                     })
                     .collect()
             };
@@ -878,6 +890,24 @@ mod tests {
             verdict([-0.02, -0.01], Side::Below, 0.0, [3, 3]),
             Verdict::Supported
         );
+        // Within a margin (C12's weak correlation): both ends inside, or one side wholly out.
+        assert_eq!(
+            verdict([-0.3, 0.4], Side::Within, 0.5, [5, 5]),
+            Verdict::Supported
+        );
+        assert_eq!(
+            verdict([0.6, 0.9], Side::Within, 0.5, [5, 5]),
+            Verdict::Contradicted
+        );
+        assert_eq!(
+            verdict([-0.2, 0.8], Side::Within, 0.5, [5, 5]),
+            Verdict::Inconclusive
+        );
+        // A monotone relation keeps rho = 1 in every resample that has two distinct values.
+        let x: Vec<f64> = (0..8).map(f64::from).collect();
+        let y: Vec<f64> = x.iter().map(|v| v * v).collect();
+        assert_eq!(bootstrap_spearman(&x, &y, 3), Some((1.0, [1.0, 1.0])));
+        assert_eq!(bootstrap_spearman(&x[..2], &y[..2], 3), None);
         // Seeded: the same interval again.
         assert_eq!(
             bootstrap_difference(&mixed, &up, Stat::Min, 7),
