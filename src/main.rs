@@ -629,6 +629,7 @@ fn run_study(
         say!("{}", plan.describe());
         return Ok(false);
     }
+    study::slurm::check_idle(out)?;
     study::record(spec, out)?;
     let exe = std::env::current_exe().context("locating the ncood binary")?;
     if a.executor == Executor::Slurm {

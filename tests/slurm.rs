@@ -18,21 +18,7 @@ fn ncood() -> Command {
 fn spec_text(root: &Path) -> String {
     format!(
         r#"
-[base]
-device = "cpu"
-threads = 1
-[base.model]
-width = 2
-[base.data]
-root = {root:?}
-verify = false
-[base.optim]
-epochs = 2
-batch_size = 32
-[base.track]
-every = 1
-subset = 100
-ood = "noise-uniform"
+{base}
 
 [[variant]]
 name = "l2"
@@ -50,7 +36,8 @@ epochs = 3
 
 [eval]
 ood = ["noise-uniform"]
-"#
+"#,
+        base = common::tiny_study_base(root)
     )
 }
 
@@ -143,8 +130,10 @@ fn a_study_on_slurm_matches_the_local_pool() {
     for dir in [&a, &b] {
         common::run_ok(ncood().arg("report").arg(dir));
     }
-    let results = |d: &Path| std::fs::read(d.join("report/results.csv")).unwrap();
-    assert!(results(&a) == results(&b), "results.csv differ");
+    for file in ["results.csv", "aggregate.csv", "tables.md"] {
+        let read = |d: &Path| std::fs::read(d.join("report").join(file)).unwrap();
+        assert!(read(&a) == read(&b), "{file} differ");
+    }
     eprintln!("took {:.0} s", t0.elapsed().as_secs_f64());
 }
 

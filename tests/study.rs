@@ -16,21 +16,7 @@ fn spec_text(root: &Path, extra_seed: bool) -> String {
     let seeds = if extra_seed { "[0, 1, 2]" } else { "[0, 1]" };
     format!(
         r#"
-[base]
-device = "cpu"
-threads = 1
-[base.model]
-width = 2
-[base.data]
-root = {root:?}
-verify = false
-[base.optim]
-epochs = 2
-batch_size = 32
-[base.track]
-every = 1
-subset = 100
-ood = "noise-uniform"
+{base}
 
 [[variant]]
 name = "l2-short"
@@ -60,7 +46,8 @@ epochs = [1]
 [[roles]]
 l2_short = "l2-short"
 nol2_long = "nol2-long"
-"#
+"#,
+        base = common::tiny_study_base(root)
     )
 }
 

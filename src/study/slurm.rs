@@ -162,6 +162,29 @@ fn ids(jobs: &[(String, String)]) -> String {
     ids.join(",")
 }
 
+/// Refuses while jobs this study submitted are queued or running: submitting again would run their
+/// tasks twice, and recording a changed (extended) study would shift the task ids their scripts
+/// name. Nothing to check when the study never used SLURM or squeue is not on PATH.
+pub fn check_idle(root: &Path) -> Result<()> {
+    let done = recorded(root);
+    if done.is_empty() {
+        return Ok(());
+    }
+    let queue = slurm(Command::new("squeue").args(["-h", "-o", "%i", "-j", &ids(&done)]));
+    if let Ok(Ok(queued)) = queue
+        && !queued.is_empty()
+    {
+        return Err(Error::invalid(
+            format!("study {}", root.display()),
+            format!(
+                "jobs it submitted are still queued or running ({}); running it again now would run their tasks twice: wait for them or scancel them",
+                queued.lines().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Submits every unfinished task of `plan` (tasks whose `plan.state(t)` is Finished are left out)
 /// as sbatch job arrays and returns the jobs, in submission order; an empty Vec when all is
 /// finished. Refuses while jobs it submitted before are queued, which would run tasks twice.
@@ -181,21 +204,8 @@ pub fn submit(plan: &Plan, exe: &Path, settings: &SlurmSpec, compute: Compute) -
     let root = abs(&plan.root)?;
     let dir = root.join("slurm");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    check_idle(&root)?;
     let mut done = recorded(&root);
-    if !done.is_empty() {
-        let queue = slurm(Command::new("squeue").args(["-h", "-o", "%i", "-j", &ids(&done)]));
-        if let Ok(Ok(queued)) = queue
-            && !queued.is_empty()
-        {
-            return Err(Error::invalid(
-                format!("study {}", root.display()),
-                format!(
-                    "jobs it submitted are still queued or running ({}); submitting again would run their tasks twice: wait for them or scancel them",
-                    queued.lines().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-    }
     // The folder's name, in letters SLURM takes unquoted.
     let study: String = root
         .file_name()

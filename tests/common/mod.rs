@@ -49,3 +49,25 @@ pub fn fake_fashion_mnist(root: &Path, n_train: usize, n_test: usize) {
         .unwrap();
     }
 }
+
+/// The `[base]` of the tests' tiny studies on the fake data under `root`: CPU, one thread, width 2,
+/// 2 epochs, tracking every epoch against uniform noise.
+pub fn tiny_study_base(root: &Path) -> String {
+    format!(
+        r#"[base]
+device = "cpu"
+threads = 1
+[base.model]
+width = 2
+[base.data]
+root = {root:?}
+verify = false
+[base.optim]
+epochs = 2
+batch_size = 32
+[base.track]
+every = 1
+subset = 100
+ood = "noise-uniform""#
+    )
+}
