@@ -74,24 +74,34 @@ fn digests(root: &Path) -> Vec<(String, String)> {
 /// negative pid: `kill -9 -N` is read by some kill(1) builds as a signal list ending in pid -1,
 /// which kills every process.
 fn kill_study(dir: &Path) -> usize {
-    let needle = dir.to_string_lossy().into_owned();
     let mut killed = 0;
     for _ in 0..2 {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let cmd = String::from_utf8_lossy(&cmd);
-            if pid != std::process::id() && cmd.contains("study") && cmd.contains(&needle) {
-                let ok = Command::new("kill").args(["-9", &pid.to_string()]).status();
-                killed += ok.is_ok_and(|s| s.success()) as usize;
-            }
+        for pid in study_processes(dir) {
+            let ok = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            killed += ok.is_ok_and(|s| s.success()) as usize;
         }
     }
     killed
+}
+
+/// The pids of the study processes (pool and tasks) whose command line names `dir`, pool first.
+fn study_processes(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut pids = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if pid != std::process::id() && cmd.contains("study") && cmd.contains(&needle) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
 }
 
 /// Opens a report in headless Chromium (installed by scripts/setup.sh): every figure lays out
@@ -386,6 +396,7 @@ fn a_study_runs_resumes_and_survives_kills() {
         value("nol2-long", "0", "3", "eval,flip-invert,gda,raw,auroc")
     );
     // Each table cell is the mean/min/max over seeds of its values in results.csv.
+    let html = std::fs::read_to_string(a.join("report/report.html")).unwrap();
     let table: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(a.join("report/table1-resnet18.json")).unwrap(),
     )
@@ -420,6 +431,13 @@ fn a_study_runs_resumes_and_survives_kills() {
             let min = v.iter().copied().fold(f64::INFINITY, f64::min);
             assert_eq!(cell["min"].as_f64().unwrap(), min, "{run} {col}");
             assert_eq!(cell["n"].as_u64().unwrap() as usize, v.len());
+            // report.html shows the same numbers.
+            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let shown = format!(
+                "<td title=\"n = {}\">{mean:.4} [{min:.4}, {max:.4}]</td>",
+                v.len()
+            );
+            assert!(html.contains(&shown), "{shown} not in report.html");
             checked += 1;
         }
     }
@@ -428,8 +446,48 @@ fn a_study_runs_resumes_and_survives_kills() {
     for name in ["table3-resnet18", "table4-resnet18"] {
         assert!(a.join(format!("report/{name}.csv")).exists(), "{name}");
     }
-    let html = std::fs::read_to_string(a.join("report/report.html")).unwrap();
     assert!(html.contains("Table 1 (resnet18)") && html.contains("<figure"));
+    // Table 3: NC as tracked (L2 on the normalised features its head reads), no-L2 at the short
+    // epoch (2, from the long run) and at its last (3).
+    let table: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("report/table3-resnet18.json")).unwrap(),
+    )
+    .unwrap();
+    let rows = table["rows"].as_array().unwrap();
+    let cells: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[1].as_str().unwrap(), r[2].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        cells,
+        [("l2-short", "2"), ("nol2-long", "2"), ("nol2-long", "3")]
+    );
+    for r in rows {
+        let (run, epoch) = (r[1].as_str().unwrap(), r[2].as_str().unwrap());
+        let (features, seeds): (&str, &[&str]) = if run == "l2-short" {
+            ("normalized", &["0", "1"])
+        } else {
+            ("raw", &["0"])
+        };
+        for (k, metric) in [
+            "nc1",
+            "nc2_equinorm_means",
+            "nc2_equiangularity_means",
+            "nc3",
+            "nc4",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let rest = format!("log,,,{features},{metric}");
+            let v: Vec<f64> = seeds.iter().map(|s| value(run, s, epoch, &rest)).collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            assert!(
+                (r[3 + k]["mean"].as_f64().unwrap() - mean).abs() < 1e-12,
+                "{run} {metric}"
+            );
+        }
+    }
     assert!(printed.contains(&a.join("report/report.html").display().to_string()));
     in_a_browser(&a.join("report/report.html"));
     // Run again: nothing to do.
@@ -441,13 +499,18 @@ fn a_study_runs_resumes_and_survives_kills() {
     let uninterrupted = digests(&a);
     let b = a.clone();
     std::fs::rename(&a, tmp.path().join("first")).unwrap();
-    for ms in [2500, 6000] {
+    for ms in [1000, 4000] {
         let mut child = run(&b).stdout(std::process::Stdio::null()).spawn().unwrap();
+        // Kill `ms` after the pool's first task process appears (however busy the machine).
+        let t0 = std::time::Instant::now();
+        while study_processes(&b).len() < 2 && t0.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         std::thread::sleep(std::time::Duration::from_millis(ms));
         let killed = kill_study(&b);
         child.wait().unwrap();
         // The first kill lands while the pool and at least one task run.
-        assert!(ms > 2500 || killed >= 2, "{killed} processes killed");
+        assert!(ms > 1000 || killed >= 2, "{killed} processes killed");
     }
     common::run_ok(&mut run(&b));
     assert_eq!(uninterrupted, digests(&b));
