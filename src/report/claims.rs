@@ -420,15 +420,7 @@ pub fn judge_study(
         }
     }
     // C7: every softmax score's AUROC below GDA's, per model: the paired per-seed difference.
-    for run in [
-        &roles.l2_short,
-        &roles.nol2_long,
-        &roles.nol2_short,
-        &roles.l2_long,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for run in roles.models() {
         for ood in &sets {
             let gda = auroc(run, ood);
             for score in SOFTMAX_SCORES {

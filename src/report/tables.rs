@@ -289,16 +289,11 @@ fn softmax_table(
     sets: &[String],
     name: &str,
 ) -> Option<Table> {
-    let models: Vec<&String> = [
-        &roles.l2_short,
-        &roles.nol2_long,
-        &roles.nol2_short,
-        &roles.l2_long,
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|r| final_epoch(rows, r).is_some())
-    .collect();
+    let models: Vec<&String> = roles
+        .models()
+        .into_iter()
+        .filter(|r| final_epoch(rows, r).is_some())
+        .collect();
     if models.is_empty() {
         return None;
     }

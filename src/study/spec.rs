@@ -52,6 +52,20 @@ pub struct Roles {
 }
 
 impl Roles {
+    /// The trained models this block names (its variants, not the over-trainings), in the paper's
+    /// order: L2 short, no-L2 long, no-L2 short, L2 long.
+    pub fn models(&self) -> Vec<&String> {
+        [
+            &self.l2_short,
+            &self.nol2_long,
+            &self.nol2_short,
+            &self.l2_long,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// The variants and over-trainings this block names, with the field naming each.
     pub fn named(&self) -> Vec<(&'static str, &str)> {
         [
