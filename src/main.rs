@@ -542,14 +542,9 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Study(c) => study_cmd(c),
         Command::Report { dir } => report_cmd(&dir),
         Command::Reproduce { preset, out, run } => {
-            let Some((_, text)) = ncood::study::PRESETS.iter().find(|p| p.0 == preset) else {
-                let names: Vec<&str> = ncood::study::PRESETS.iter().map(|p| p.0).collect();
-                anyhow::bail!("no preset {preset}; the presets are {}", names.join(", "));
-            };
-            let spec = ncood::study::StudySpec::from_toml(text)?;
+            let spec = ncood::study::preset(&preset)?;
             let out = out.unwrap_or_else(|| PathBuf::from("studies-out").join(&preset));
-            run_study(&spec, &format!("preset {preset}"), &out, &run)?;
-            Ok(())
+            run_study(&spec, &format!("preset {preset}"), &out, &run)
         }
         Command::Eval { run, ood } => {
             let device = run.compute.setup()?;
@@ -574,8 +569,7 @@ fn study_cmd(c: StudyCommand) -> Result<()> {
     match c {
         StudyCommand::Run { spec, out, run } => {
             let (s, origin) = study::resolve(&spec)?;
-            run_study(&s, &origin, &out, &run)?;
-            Ok(())
+            run_study(&s, &origin, &out, &run)
         }
         StudyCommand::Task { dir, id, compute } => {
             let s = study::load(&dir)?;
@@ -585,6 +579,21 @@ fn study_cmd(c: StudyCommand) -> Result<()> {
                 .get(id)
                 .with_context(|| format!("study {} has no task {id}", dir.display()))?;
             say!("task {id}: {}", task.label);
+            // Executors start a task once its dependencies ended, not necessarily well (SLURM's
+            // afterany): a task whose inputs are missing fails here, saying which.
+            let unfinished: Vec<&str> = task
+                .deps
+                .iter()
+                .map(|&d| &plan.tasks[d])
+                .filter(|t| plan.state(t) != study::TaskState::Finished)
+                .map(|t| t.label.as_str())
+                .collect();
+            anyhow::ensure!(
+                unfinished.is_empty(),
+                "task {id} ({}) needs what has not finished: {}",
+                task.label,
+                unfinished.join("; ")
+            );
             let t0 = std::time::Instant::now();
             let mut show = progress_printer();
             local::run_task(
@@ -599,7 +608,12 @@ fn study_cmd(c: StudyCommand) -> Result<()> {
                     g => show(&format!("{g} "), p),
                 },
             )?;
-            let device = compute.device.unwrap_or(DeviceSpec::Auto).resolve()?;
+            // The device it ran on: the flag, else a training run's own config, else auto.
+            let configured = match &task.kind {
+                study::TaskKind::Train { config } => config.device,
+                _ => DeviceSpec::Auto,
+            };
+            let device = compute.device.unwrap_or(configured).resolve()?;
             study::TaskRecord::new(task, t0.elapsed().as_secs_f64(), device).write(&dir)?;
             Ok(())
         }
@@ -615,20 +629,20 @@ fn study_cmd(c: StudyCommand) -> Result<()> {
 }
 
 /// Plans `spec` into `out` and runs it with the chosen executor; with the local one, writes the
-/// report at the end. Returns whether the study is complete (SLURM: false, it runs on).
+/// report at the end.
 fn run_study(
     spec: &ncood::study::StudySpec,
     origin: &str,
     out: &Path,
     a: &StudyRunArgs,
-) -> Result<bool> {
+) -> Result<()> {
     use ncood::study::{self, Plan, local};
-    study::check_data(spec)?;
     let plan = Plan::new(spec, out)?;
     if a.dry_run {
         say!("{}", plan.describe());
-        return Ok(false);
+        return Ok(());
     }
+    study::check_data(spec)?;
     study::slurm::check_idle(out)?;
     study::record(spec, out)?;
     let exe = std::env::current_exe().context("locating the ncood binary")?;
@@ -653,7 +667,7 @@ fn run_study(
         let jobs = study::slurm::submit(&plan, &exe, &settings, compute)?;
         if jobs.is_empty() {
             say!("study {} ({origin}): every task is finished", out.display());
-            return Ok(true);
+            return Ok(());
         }
         for j in &jobs {
             say!("submitted job {}: {}", j.id, j.what);
@@ -663,7 +677,7 @@ fn run_study(
             out.display(),
             out.display()
         );
-        return Ok(false);
+        return Ok(());
     }
     // Divide the CPU threads among the jobs unless told otherwise.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -699,7 +713,7 @@ fn run_study(
         "{} task(s) failed; their logs say why; run again to retry",
         outcome.failed
     );
-    Ok(true)
+    Ok(())
 }
 
 /// The local pool's one progress display: a line per event with the counts and the time left,

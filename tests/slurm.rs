@@ -1,12 +1,15 @@
 //! The SLURM executor under a real slurmctld and slurmd (`scripts/slurm.sh start DIR` sets one up
 //! on this machine and prints the SLURM_CONF to export): a tiny study submitted as job arrays ends
 //! with the same results as the local pool, byte for byte; the finished study submits nothing
-//! more; `study status` shows the jobs. Without SLURM_CONF or a working `sinfo` the test says why
-//! and passes. Without `sbatch` on PATH the executor says so.
+//! more; `study status` shows the jobs. A failed task fails its dependents, saying why, while
+//! unrelated tasks finish, and a re-run submits only what is unfinished; while a study's jobs are
+//! queued, `study run` refuses. Without SLURM_CONF or a working `sinfo` these tests say why and
+//! pass. Without `sbatch` on PATH the executor says so; a study path sbatch cannot take is refused.
 mod common;
-use ncood::study::{Plan, StudySpec, TaskState};
+use ncood::study::local::log_path;
+use ncood::study::{Plan, StudySpec, TaskKind, TaskState};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn ncood() -> Command {
@@ -76,43 +79,27 @@ fn a_study_on_slurm_matches_the_local_pool() {
     std::fs::write(&spec, spec_text(tmp.path())).unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
 
-    let out = common::run_ok(&mut study_run(&spec, &a, "slurm"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let ids: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("submitted job ")?.split(':').next())
-        .collect();
-    assert_eq!(ids.len(), 3, "{text}");
+    let ids = submitted(&common::run_ok(&mut study_run(&spec, &a, "slurm")));
+    assert_eq!(ids.len(), 3, "{ids:?}");
     let script = std::fs::read_to_string(a.join(format!("slurm/{}.sh", ids[2]))).unwrap();
     assert!(
-        script.contains(&format!("--dependency=afterok:{}\n", ids[1])),
+        script.contains(&format!("--dependency=afterany:{}\n", ids[1])),
         "{script}"
     );
     // The local pool meanwhile, on the same cores.
     common::run_ok(study_run(&spec, &b, "local").args(["--jobs", "2"]));
 
-    // Wait for every task to finish and the jobs to leave the queue.
+    wait_for(&ids, &a);
     let plan = Plan::new(&StudySpec::from_toml(&spec_text(tmp.path())).unwrap(), &a).unwrap();
-    loop {
-        // The queue first: once it is empty, the states read after it are final.
-        let queue = common::run_ok(Command::new("squeue").args(["-h", "-j", &ids.join(",")]));
-        let finished = plan
-            .tasks
-            .iter()
-            .all(|t| plan.state(t) == TaskState::Finished);
-        if finished && queue.stdout.is_empty() {
-            break;
-        }
-        if queue.stdout.is_empty() || t0.elapsed() > Duration::from_secs(300) {
-            let status = ncood().args(["study", "status"]).arg(&a).output().unwrap();
-            panic!(
-                "the jobs ended (or 5 minutes passed) with tasks unfinished:\n{}\n{}",
-                String::from_utf8_lossy(&status.stdout),
-                logs(&a)
-            );
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    let finished = plan
+        .tasks
+        .iter()
+        .all(|t| plan.state(t) == TaskState::Finished);
+    assert!(
+        finished,
+        "the jobs ended with tasks unfinished:\n{}",
+        logs(&a)
+    );
 
     let status = common::run_ok(ncood().args(["study", "status"]).arg(&a));
     let status = String::from_utf8_lossy(&status.stdout);
@@ -135,6 +122,149 @@ fn a_study_on_slurm_matches_the_local_pool() {
         assert!(read(&a) == read(&b), "{file} differ");
     }
     eprintln!("took {:.0} s", t0.elapsed().as_secs_f64());
+}
+
+/// The ids of the jobs a `study run --executor slurm` printed it submitted.
+fn submitted(out: &Output) -> Vec<String> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|l| l.strip_prefix("submitted job ")?.split(':').next())
+        .map(String::from)
+        .collect()
+}
+
+/// Waits until none of the jobs `ids` of the study `dir` is queued or running (5 minutes at most).
+fn wait_for(ids: &[String], dir: &Path) {
+    let t0 = Instant::now();
+    loop {
+        let queue = common::run_ok(Command::new("squeue").args(["-h", "-j", &ids.join(",")]));
+        if queue.stdout.is_empty() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "jobs still queued after 5 minutes:\n{}\n{}",
+            String::from_utf8_lossy(&queue.stdout),
+            logs(dir)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Variants `good` and `bad`, each with an evaluation: bad reads its data from `root/bad`.
+fn two_variants(root: &Path) -> String {
+    format!(
+        r#"
+{base}
+
+[[variant]]
+name = "good"
+seeds = [0]
+
+[[variant]]
+name = "bad"
+seeds = [0]
+set = {{ "data.root" = {bad:?} }}
+
+[eval]
+ood = ["noise-uniform"]
+"#,
+        base = common::tiny_study_base(root),
+        bad = root.join("bad")
+    )
+}
+
+#[test]
+fn a_failed_task_fails_its_dependents_only() {
+    if let Some(why) = no_slurm() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let (bad, away) = (tmp.path().join("bad"), tmp.path().join("away"));
+    common::fake_fashion_mnist(tmp.path(), 200, 40);
+    common::fake_fashion_mnist(&bad, 200, 40);
+    let spec = tmp.path().join("study.toml");
+    std::fs::write(&spec, two_variants(tmp.path())).unwrap();
+    let a = tmp.path().join("a");
+
+    // Held until bad's data is gone, so that its training fails whenever the jobs start.
+    let run = common::run_ok(study_run(&spec, &a, "slurm").arg("--sbatch=--hold"));
+    let ids = submitted(&run);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    std::fs::rename(&bad, &away).unwrap();
+    common::run_ok(Command::new("scontrol").arg("release").args(&ids));
+    wait_for(&ids, &a);
+
+    // Good's tasks finished; bad's training failed, and its evaluation refused to start.
+    let plan = Plan::new(
+        &StudySpec::from_toml(&two_variants(tmp.path())).unwrap(),
+        &a,
+    )
+    .unwrap();
+    for t in &plan.tasks {
+        let finished = plan.state(t) == TaskState::Finished;
+        assert_eq!(
+            finished,
+            t.label.contains("good"),
+            "{}\n{}",
+            t.label,
+            logs(&a)
+        );
+    }
+    let eval = plan
+        .tasks
+        .iter()
+        .find(|t| t.label.contains("bad") && matches!(t.kind, TaskKind::Eval { .. }))
+        .unwrap();
+    let log = std::fs::read_to_string(log_path(eval)).unwrap();
+    assert!(log.contains("needs what has not finished"), "{log}");
+
+    // With the data back, a re-run submits bad's two tasks alone and finishes the study.
+    std::fs::rename(&away, &bad).unwrap();
+    let run = common::run_ok(&mut study_run(&spec, &a, "slurm"));
+    let text = String::from_utf8_lossy(&run.stdout);
+    let jobs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("submitted"))
+        .collect();
+    assert_eq!(jobs.len(), 2, "{text}");
+    assert!(
+        jobs.iter()
+            .all(|j| j.contains("1 task(s): ") && j.contains("bad")),
+        "{text}"
+    );
+    wait_for(&submitted(&run), &a);
+    let finished = plan
+        .tasks
+        .iter()
+        .all(|t| plan.state(t) == TaskState::Finished);
+    assert!(finished, "{}", logs(&a));
+    eprintln!("took {:.0} s", t0.elapsed().as_secs_f64());
+}
+
+#[test]
+fn a_study_with_queued_jobs_is_not_run_again() {
+    if let Some(why) = no_slurm() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    common::fake_fashion_mnist(tmp.path(), 100, 20);
+    let spec = tmp.path().join("study.toml");
+    std::fs::write(&spec, spec_text(tmp.path())).unwrap();
+    let a = tmp.path().join("a");
+    // Held: they stay queued until cancelled.
+    let ids = submitted(&common::run_ok(
+        study_run(&spec, &a, "slurm").arg("--sbatch=--hold"),
+    ));
+    let again = study_run(&spec, &a, "slurm").output().unwrap();
+    common::run_ok(Command::new("scancel").args(&ids));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(err.contains("still queued or running"), "{err}");
+    wait_for(&ids, &a);
 }
 
 /// Every task log and SLURM output file under the study `dir`, for a failure's message.
@@ -167,4 +297,18 @@ fn without_sbatch_the_executor_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot run sbatch"), "{err}");
+}
+
+#[test]
+fn a_study_path_sbatch_cannot_take_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::fake_fashion_mnist(tmp.path(), 100, 20);
+    let spec = tmp.path().join("study.toml");
+    std::fs::write(&spec, spec_text(tmp.path())).unwrap();
+    let out = study_run(&spec, &tmp.path().join("50%"), "slurm")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("50%") && err.contains("'%'"), "{err}");
 }

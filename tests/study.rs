@@ -469,6 +469,7 @@ fn a_study_runs_resumes_and_survives_kills() {
         } else {
             ("raw", &["0"])
         };
+        assert_eq!(r[3], features);
         for (k, metric) in [
             "nc1",
             "nc2_equinorm_means",
@@ -483,7 +484,7 @@ fn a_study_runs_resumes_and_survives_kills() {
             let v: Vec<f64> = seeds.iter().map(|s| value(run, s, epoch, &rest)).collect();
             let mean = v.iter().sum::<f64>() / v.len() as f64;
             assert!(
-                (r[3 + k]["mean"].as_f64().unwrap() - mean).abs() < 1e-12,
+                (r[4 + k]["mean"].as_f64().unwrap() - mean).abs() < 1e-12,
                 "{run} {metric}"
             );
         }

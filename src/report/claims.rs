@@ -11,9 +11,11 @@ use super::tables::{
 };
 use crate::rng;
 use crate::study::plan::RunRef;
+use crate::study::plan::intervention_run;
 use crate::study::spec::{InterventionSpec, Roles};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Resamples of the bootstrap.
 pub const RESAMPLES: usize = 10_000;
@@ -111,6 +113,8 @@ pub fn verdict(interval: [f64; 2], side: Side, margin: f64, seeds: [usize; 2]) -
 /// One judged comparison of a claim on one OoD set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judged {
+    /// The `[[roles]]` block (architecture) it was judged on.
+    pub block: String,
     pub claim: String,
     pub statement: String,
     pub ood: String,
@@ -163,6 +167,7 @@ pub fn judge(
     let (difference, interval) = bootstrap_difference(a, b, c.stat, seed);
     let seeds = [a.len(), b.len()];
     Some(Judged {
+        block: String::new(),
         claim: c.claim.into(),
         statement: c.statement.into(),
         ood: ood.into(),
@@ -217,22 +222,32 @@ pub fn judge_study(
     roles: &Roles,
     interventions: &[InterventionSpec],
     scale: &str,
-    first_seed: u64,
+    block: &str,
 ) -> Vec<Judged> {
-    let auroc = |run: &str, ood: &str| final_auroc(rows, run, ood, "gda", head(runs, run));
-    let accuracy = |run: &str| final_accuracy(rows, run);
+    let auroc = |run: &str, ood: &str| final_auroc(rows, runs, run, ood, "gda", head(runs, run));
+    let accuracy = |run: &str| final_accuracy(rows, runs, run);
     let sets = ood_sets(rows);
     let mut out: Vec<Judged> = vec![];
-    let mut seed = first_seed;
-    // One resampling stream per comparison, fixed by its position.
-    let mut add = |out: &mut Vec<Judged>,
-                   c: Comparison,
-                   ood: &str,
-                   a: Vec<f64>,
-                   b: Vec<f64>,
-                   note: String| {
-        seed += 1;
-        out.extend(judge(&c, ood, &a, &b, scale, seed).map(|j| Judged { note, ..j }));
+    let add = |out: &mut Vec<Judged>,
+               c: Comparison,
+               ood: &str,
+               a: Vec<f64>,
+               b: Vec<f64>,
+               note: String| {
+        let seed = stream(&[
+            block,
+            c.claim,
+            c.a,
+            c.b,
+            c.metric,
+            &format!("{:?}", c.stat),
+            ood,
+        ]);
+        out.extend(judge(&c, ood, &a, &b, scale, seed).map(|j| Judged {
+            block: block.into(),
+            note,
+            ..j
+        }));
     };
     let none = String::new;
     if let (Some(l2), Some(long)) = (&roles.l2_short, &roles.nol2_long) {
@@ -296,7 +311,7 @@ pub fn judge_study(
                 none(),
             );
         }
-        let c2 = "accuracy: L2-short within 0.01 of no-L2-long";
+        let c2 = "accuracy: L2-short at most 0.01 below no-L2-long";
         add(
             &mut out,
             claim(
@@ -367,6 +382,7 @@ pub fn judge_study(
                     Verdict::Contradicted
                 };
                 out.push(Judged {
+                    block: block.into(),
                     claim: "C5".into(),
                     statement: worst.into(),
                     ood: ood.clone(),
@@ -390,13 +406,20 @@ pub fn judge_study(
         }
     }
     // C6: each NC measure lower with L2 at the short schedule, at both no-L2 schedules.
-    let points = collapse_points(rows, roles);
+    let points = collapse_points(rows, runs, roles);
     if let Some((l2, e_l2, _)) = points.first() {
         for (run, e, what) in &points[1..] {
             for (m, name) in NC_MEASURES {
                 let (a, b) = (tracked_at(rows, l2, *e_l2, m), tracked_at(rows, run, *e, m));
                 let (ma, mb) = (Stat::Mean.of(&a), Stat::Mean.of(&b));
-                let note = format!("{name}: {what} / L2 short = {:.3}x", mb / ma);
+                let ratio = if ma > 0.0 {
+                    format!("{:.3}x", mb / ma)
+                } else {
+                    "- (L2 short is 0)".into()
+                };
+                let note = format!(
+                    "{name}: {what} / L2 short = {ratio}; each on the features its head reads (L2: normalised)"
+                );
                 let c6 = "collapse: each of NC1-4 lower with L2-short than without L2 (short and long schedule); about 10x lower at equal epochs";
                 add(
                     &mut out,
@@ -424,7 +447,7 @@ pub fn judge_study(
         for ood in &sets {
             let gda = auroc(run, ood);
             for score in SOFTMAX_SCORES {
-                let s = final_auroc(rows, run, ood, score, "");
+                let s = final_auroc(rows, runs, run, ood, score, "");
                 if s.len() != gda.len() {
                     continue;
                 }
@@ -505,156 +528,181 @@ pub fn judge_study(
             );
         }
     }
-    // C9 and C10: the intervention (SPEC 7) and over-training, on the tracked curves.
+    // C9 and C10: the intervention (SPEC 7), on the tracked curves. Both groups of a seed start
+    // from the same checkpoint, so they are compared per seed (paired).
+    let mut nc_rise = vec![];
     for i in interventions {
-        let group = |g: &str| format!("{}-intervene-e{}-{g}", i.source, i.from_epoch);
-        let (g_nc, g_control) = (group("nc"), group("control"));
-        let start = |metric: &str| -> std::collections::BTreeMap<u64, f64> {
-            tracked(rows, &i.source, metric)
-                .into_iter()
-                .filter_map(|(s, v)| v.iter().find(|p| p.0 == i.from_epoch).map(|p| (s, p.1)))
-                .collect()
-        };
-        // Per seed, the change of `metric` from the intervention's start to each of its epochs.
-        let changes = |g: &str, metric: &str| -> Vec<(u64, Vec<(usize, f64)>)> {
-            let s0 = start(metric);
-            tracked(rows, &group(g), metric)
+        let (g_nc, g_control) = (
+            intervention_run(&i.source, i.from_epoch, "nc"),
+            intervention_run(&i.source, i.from_epoch, "control"),
+        );
+        // Per seed, the change of `metric` from the intervention's start (the source's tracked
+        // value at from_epoch) to each of its epochs.
+        let changes = |g: &str, metric: &str| -> BTreeMap<u64, Vec<(usize, f64)>> {
+            let start = tracked(rows, &i.source, metric);
+            tracked(rows, g, metric)
                 .into_iter()
                 .filter_map(|(s, v)| {
-                    s0.get(&s)
-                        .map(|b| (s, v.iter().map(|p| (p.0, p.1 - b)).collect()))
+                    let b = start.get(&s)?.iter().find(|p| p.0 == i.from_epoch)?.1;
+                    Some((s, v.iter().map(|p| (p.0, p.1 - b)).collect()))
                 })
                 .collect()
         };
-        let at = |c: &[(u64, Vec<(usize, f64)>)], e: usize| -> Vec<f64> {
-            c.iter()
-                .filter_map(|(_, v)| v.iter().find(|p| p.0 == e).map(|p| p.1))
+        // Per seed (paired), f(nc) - f(control).
+        let paired = |metric: &str, f: &dyn Fn(&[Point]) -> Option<f64>| -> Vec<f64> {
+            let (nc, control) = (changes(&g_nc, metric), changes(&g_control, metric));
+            nc.iter()
+                .filter_map(|(s, v)| Some(f(v)? - f(control.get(s)?)?))
                 .collect()
         };
-        let (nc, control) = (changes("nc", "auroc"), changes("control", "auroc"));
-        if !nc.is_empty() && !control.is_empty() {
-            let best_control = (1..=i.epochs)
-                .map(|e| at(&control, e))
-                .filter(|v| !v.is_empty())
-                .map(|v| Stat::Mean.of(&v))
-                .fold(f64::NEG_INFINITY, f64::max);
-            let note = format!(
-                "control's best mean gain within {} epochs: {best_control:+.4} (paper: +0.017 within 20)",
-                i.epochs
-            );
-            let c9 = "intervention: mean AUROC gain after 2 epochs, NC-loss group > control";
-            add(
-                &mut out,
-                claim(
-                    "C9",
-                    c9,
-                    "+0.038 vs +0.008 (Figure 4)",
-                    &g_nc,
-                    &g_control,
-                    "auroc gain",
-                    Stat::Mean,
-                    Side::Above,
-                    0.0,
-                ),
-                "",
-                at(&nc, 2),
-                at(&control, 2),
-                note,
-            );
-        }
-        let fp = changes("nc", "topn_false_positives");
-        let extreme = |pick: fn(f64, f64) -> f64| -> Vec<f64> {
-            fp.iter()
-                .filter_map(|(_, v)| v.iter().map(|p| p.1).reduce(pick))
-                .collect()
+        let at = |e: usize| move |v: &[(usize, f64)]| v.iter().find(|p| p.0 == e).map(|p| p.1);
+        let max = |v: &[(usize, f64)]| v.iter().map(|p| p.1).reduce(f64::max);
+        let mean_at = |g: &str, e: usize| {
+            let v: Vec<f64> = changes(g, "auroc")
+                .values()
+                .filter_map(|v| at(e)(v))
+                .collect();
+            (!v.is_empty()).then(|| Stat::Mean.of(&v))
         };
-        let (rise, fall) = (extreme(f64::max), extreme(f64::min));
-        if !rise.is_empty() {
-            let note = format!(
-                "change from the start: lowest {:+.1}, highest {:+.1} (means over seeds)",
-                Stat::Mean.of(&fall),
-                Stat::Mean.of(&rise)
-            );
-            let c10 = "false positives: under the NC loss, top-N false positives rise within the intervention (max change from its start > 0)";
-            add(
-                &mut out,
-                claim(
-                    "C10",
-                    c10,
-                    "+500 on average within 20 epochs (Figure 5)",
-                    &g_nc,
-                    "0",
-                    "topn_false_positives rise",
-                    Stat::Mean,
-                    Side::Above,
-                    0.0,
-                ),
-                "",
-                rise.clone(),
-                zeros(&rise),
-                note,
-            );
-            // Over-training L2-short adds far fewer than the NC loss; no-L2 long at most ~20.
-            let added = |over: &str, source: &str| -> Vec<f64> {
-                let from = final_epoch(rows, source);
-                tracked(rows, over, "topn_false_positives")
-                    .into_values()
-                    .filter_map(|v| {
-                        // The copied log holds the source's epochs too: only later ones count.
-                        let from = from?;
-                        let s = v.iter().find(|p| p.0 == from)?.1;
-                        v.iter()
-                            .filter(|p| p.0 > from)
-                            .map(|p| p.1 - s)
-                            .reduce(f64::max)
-                    })
-                    .collect()
-            };
-            if let (Some(o), Some(src)) = (&roles.l2_overtrain, &roles.l2_short) {
-                let a = added(o, src);
-                let c = "false positives: over-training L2-short to 2.5x adds far fewer than the NC loss";
-                add(
-                    &mut out,
-                    claim(
-                        "C10",
-                        c,
-                        "+54 over 90 epochs vs +500",
-                        o,
-                        &g_nc,
-                        "topn_false_positives rise",
-                        Stat::Mean,
-                        Side::Below,
-                        0.0,
-                    ),
-                    "",
-                    a,
-                    rise.clone(),
-                    none(),
-                );
-            }
-            if let (Some(o), Some(src)) = (&roles.nol2_overtrain, &roles.nol2_long) {
-                let a = added(o, src);
-                let c = "false positives: over-training no-L2-long to 1.43x adds at most ~20";
-                add(
-                    &mut out,
-                    claim(
-                        "C10",
-                        c,
-                        "at most ~20 (Figure 5)",
-                        o,
-                        "0",
-                        "topn_false_positives rise",
-                        Stat::Mean,
-                        Side::Below,
-                        20.0,
-                    ),
-                    "",
-                    a.clone(),
-                    zeros(&a),
-                    none(),
-                );
-            }
-        }
+        let best_control = (1..=i.epochs)
+            .filter_map(|e| mean_at(&g_control, e))
+            .fold(f64::NEG_INFINITY, f64::max);
+        // SPEC 7: was the source on a plateau when the intervention began?
+        let before = |metric: &str| {
+            let d: Vec<f64> = tracked(rows, &i.source, metric)
+                .values()
+                .filter_map(|v| Some(at(i.from_epoch)(v)? - at(i.from_epoch.checked_sub(1)?)(v)?))
+                .collect();
+            (!d.is_empty()).then(|| Stat::Mean.of(&d))
+        };
+        let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:+.4}"));
+        let count = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:+.1}"));
+        let note = format!(
+            "mean gains after 2 epochs: NC {}, control {}; control's best mean gain within {} epochs: {best_control:+.4} (paper: +0.017 within 20); the source's change over the epoch before {}: AUROC {}, test accuracy {} (SPEC 7 asks for a plateau)",
+            fmt(mean_at(&g_nc, 2)),
+            fmt(mean_at(&g_control, 2)),
+            i.epochs,
+            i.from_epoch,
+            fmt(before("auroc")),
+            fmt(before("test_acc"))
+        );
+        let gain = paired("auroc", &at(2));
+        let c9 = "intervention: AUROC gain after 2 epochs, NC-loss group > control (per seed, NC - control)";
+        add(
+            &mut out,
+            claim(
+                "C9",
+                c9,
+                "+0.038 vs +0.008 (Figure 4)",
+                &g_nc,
+                &g_control,
+                "auroc gain",
+                Stat::Mean,
+                Side::Above,
+                0.0,
+            ),
+            "",
+            gain.clone(),
+            zeros(&gain),
+            note,
+        );
+        let fp = changes(&g_nc, "topn_false_positives");
+        let mean_of = |pick: fn(f64, f64) -> f64| {
+            let v: Vec<f64> = fp
+                .values()
+                .filter_map(|v| v.iter().map(|p| p.1).reduce(pick))
+                .collect();
+            (!v.is_empty()).then(|| Stat::Mean.of(&v))
+        };
+        let note = format!(
+            "NC group's change from the start: lowest {}, highest {} (means over seeds)",
+            count(mean_of(f64::min)),
+            count(mean_of(f64::max))
+        );
+        let more = paired("topn_false_positives", &max);
+        let c10 = "false positives: the NC loss raises top-N false positives within the intervention more than the control does (per seed, highest change NC - control)";
+        add(
+            &mut out,
+            claim(
+                "C10",
+                c10,
+                "+500 on average within 20 epochs (Figure 5)",
+                &g_nc,
+                &g_control,
+                "topn_false_positives rise",
+                Stat::Mean,
+                Side::Above,
+                0.0,
+            ),
+            "",
+            more.clone(),
+            zeros(&more),
+            note,
+        );
+        nc_rise.extend(fp.values().filter_map(|v| max(v)));
+    }
+    // C10, over-training: the net change of top-N false positives from the source's last epoch
+    // to the over-training's.
+    let added = |over: &str| -> Vec<f64> {
+        let (Some(start), Some(end)) = (
+            runs.iter()
+                .find(|r| r.name == over)
+                .map(|r| r.first_epoch - 1),
+            final_epoch(runs, over),
+        ) else {
+            return vec![];
+        };
+        tracked(rows, over, "topn_false_positives")
+            .values()
+            .filter_map(|v| {
+                let at = |e| v.iter().find(|p| p.0 == e).map(|p| p.1);
+                Some(at(end)? - at(start)?)
+            })
+            .collect()
+    };
+    if let Some(o) = &roles.l2_overtrain {
+        let c = "false positives: over-training L2-short to 2.5x adds far fewer than the NC loss (net change vs the NC group's highest)";
+        let a = added(o);
+        add(
+            &mut out,
+            claim(
+                "C10",
+                c,
+                "+54 over 90 epochs vs +500",
+                o,
+                "nc loss",
+                "topn_false_positives added",
+                Stat::Mean,
+                Side::Below,
+                0.0,
+            ),
+            "",
+            a,
+            nc_rise.clone(),
+            none(),
+        );
+    }
+    if let Some(o) = &roles.nol2_overtrain {
+        let c = "false positives: over-training no-L2-long to 1.43x adds at most ~20 (net change)";
+        let a = added(o);
+        add(
+            &mut out,
+            claim(
+                "C10",
+                c,
+                "at most ~20 (Figure 5)",
+                o,
+                "0",
+                "topn_false_positives added",
+                Stat::Mean,
+                Side::Below,
+                20.0,
+            ),
+            "",
+            a.clone(),
+            zeros(&a),
+            none(),
+        );
     }
     // C11: over-training L2 to the long schedule.
     if let (Some(short), Some(long)) = (&roles.l2_short, &roles.l2_long) {
@@ -715,17 +763,11 @@ pub fn judge_study(
                 y.push(peak.1);
             }
         }
-        if let Some((rho, interval)) = bootstrap_spearman(&x, &y, first_seed + 999) {
-            let verdict = if x.len() < MIN_SEEDS {
-                Verdict::Inconclusive
-            } else if interval[0] > -WEAK && interval[1] < WEAK {
-                Verdict::Supported
-            } else if interval[0] >= WEAK || interval[1] <= -WEAK {
-                Verdict::Contradicted
-            } else {
-                Verdict::Inconclusive
-            };
+        let seed = stream(&[block, "C12", long]);
+        if let Some((rho, interval)) = bootstrap_spearman(&x, &y, seed) {
+            let n = [x.len(), x.len()];
             out.push(Judged {
+                block: block.into(),
                 claim: "C12".into(),
                 statement: format!("peak AUROC is not predicted by the amount of NC: across seeds, |Spearman rho(NC1 at the peak epoch, peak AUROC)| < {WEAK}"),
                 ood: String::new(),
@@ -739,11 +781,11 @@ pub fn judge_study(
                 interval,
                 side: Side::Within,
                 margin: WEAK,
-                seeds: [x.len(), x.len()],
-                verdict,
+                seeds: n,
+                verdict: verdict(interval, Side::Within, WEAK, n),
                 paper: "weak correlation".into(),
                 scale: scale.into(),
-                note: String::new(),
+                note: format!("|rho| < {WEAK} counts as weak: this project's threshold (SPEC 8 names none); with few seeds the interval is wide and the verdict inconclusive"),
             });
         }
     }
@@ -774,6 +816,17 @@ fn claim<'a>(
         side,
         margin,
     }
+}
+
+/// (epoch, value) of a tracked curve.
+type Point = (usize, f64);
+
+/// The seed of a comparison's resampling, from what it compares: the same interval whatever
+/// other comparisons a report holds.
+fn stream(parts: &[&str]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(parts.join("\u{1f}").as_bytes());
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
 /// Below this |rho| a correlation counts as weak (C12).

@@ -305,7 +305,7 @@ fn groups(spec: &StudySpec, i: &InterventionSpec) -> Vec<(String, &'static str)>
         .unwrap_or_default()
         .into_iter()
         .map(|g| {
-            let run = format!("{}-intervene-e{}-{}", i.source, i.from_epoch, g.name());
+            let run = crate::study::plan::intervention_run(&i.source, i.from_epoch, g.name());
             let label = match g {
                 Group::Control => "control (cross-entropy)",
                 Group::Nc => "NC loss",
@@ -519,7 +519,7 @@ fn auroc_strip(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> 
             let mut p = Panel::new(set, "", "GDA AUROC (head features)", false, vec![]);
             for run in &names {
                 let f = head(run).to_string();
-                let v = final_values(rows, run, &|k: &Key| {
+                let v = final_values(rows, runs, run, &|k: &Key| {
                     k.score == "gda" && k.metric == "auroc" && k.features == f && k.ood == set
                 });
                 if v.is_empty() {
@@ -1052,7 +1052,7 @@ mod tests {
 
     fn runs(spec: &StudySpec) -> Vec<RunRef> {
         let mut out = vec![];
-        let mut add = |name: &str, l2: bool| {
+        let mut add = |name: &str, l2: bool, epochs: [usize; 2]| {
             for seed in 0..3 {
                 let head = if l2 {
                     FeatureKind::Normalized
@@ -1064,14 +1064,16 @@ mod tests {
                     seed,
                     dir: "/nonexistent".into(),
                     head,
+                    first_epoch: epochs[0],
+                    epochs: epochs[1],
                 });
             }
         };
-        add("l2-short", true);
-        add("nol2-long", false);
-        add("l2-over", true);
+        add("l2-short", true, [1, 4]);
+        add("nol2-long", false, [1, 12]);
+        add("l2-over", true, [5, 10]);
         for g in groups(spec, &spec.interventions[0]) {
-            add(&g.0, false);
+            add(&g.0, false, [1, 6]);
         }
         out
     }

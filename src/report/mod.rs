@@ -28,20 +28,30 @@ pub struct Written {
     pub missing: Vec<String>,
 }
 
-/// What the study ran, for the claims' scale: ID data, architecture, width, and per variant its
-/// epochs and seeds.
-fn scale(spec: &StudySpec) -> Result<String> {
+/// What a roles block's models were trained at, for the claims' scale: per model its ID data
+/// (and training subset), architecture, width, epochs, seeds and tracking subset.
+fn scale(spec: &StudySpec, roles: &crate::study::spec::Roles) -> Result<String> {
     let mut parts = vec![];
-    for v in &spec.variants {
+    for name in roles.models() {
+        let v = spec.variant(name).expect("validated roles");
         let c = spec.run_config(v, v.seeds[0])?;
+        let subset = |n: usize| {
+            if n == 0 {
+                "all".to_string()
+            } else {
+                n.to_string()
+            }
+        };
         parts.push(format!(
-            "{}: {} {} w={} {} epochs, {} seeds",
+            "{}: {} ({} training images) {} w={} {} epochs, {} seeds, NC on {} training images",
             v.name,
             c.data.name,
+            subset(c.data.train_subset),
             c.model.arch.name(),
             c.model.width,
             c.optim.epochs,
-            v.seeds.len()
+            v.seeds.len(),
+            subset(c.track.subset)
         ));
     }
     Ok(parts.join("; "))
@@ -76,10 +86,11 @@ fn label(spec: &StudySpec, roles: &crate::study::spec::Roles) -> Result<String> 
 pub fn write(spec: &StudySpec, plan: &Plan, root: &Path) -> Result<Written> {
     let rows = collect(&plan.runs)?;
     let summaries = aggregate(&rows);
-    let scale = scale(spec)?;
-    let (mut judged, mut tables) = (vec![], vec![]);
-    for (k, roles) in spec.roles.iter().enumerate() {
+    let (mut judged, mut tables, mut scales) = (vec![], vec![], vec![]);
+    for roles in &spec.roles {
         let label = label(spec, roles)?;
+        let scale = scale(spec, roles)?;
+        scales.push(format!("{label}: {scale}"));
         tables.extend(tables::tables(&rows, &plan.runs, roles, &label));
         // Interventions belong to the block whose no-L2 long runs they start from.
         let interventions: Vec<_> = spec
@@ -88,14 +99,13 @@ pub fn write(spec: &StudySpec, plan: &Plan, root: &Path) -> Result<Written> {
             .filter(|i| roles.nol2_long.as_ref() == Some(&i.source))
             .cloned()
             .collect();
-        let first_seed = 1000 * k as u64; // each block its own resampling streams
         judged.extend(claims::judge_study(
             &rows,
             &plan.runs,
             roles,
             &interventions,
             &scale,
-            first_seed,
+            &label,
         ));
     }
     let dir = root.join("report");
@@ -137,7 +147,7 @@ pub fn write(spec: &StudySpec, plan: &Plan, root: &Path) -> Result<Written> {
     let page = html::render(&html::Page {
         title: &title,
         spec: &spec.to_toml(),
-        scale: &scale,
+        scale: &scales.join(" | "),
         missing: &missing,
         tasks: &crate::study::TaskRecord::read_all(root, plan),
         tables: &tables,

@@ -75,7 +75,13 @@ fn run_rows(r: &RunRef) -> Result<Vec<Row>> {
             value,
         })
     };
-    for l in dir.log()? {
+    // An over-training's log repeats its source's epochs: keep only its start (the source's last
+    // epoch, where the curves of Figure 5 begin) and its own.
+    for l in dir
+        .log()?
+        .into_iter()
+        .filter(|l| l.epoch + 1 >= r.first_epoch)
+    {
         for (m, v) in [
             ("lr", l.lr),
             ("train_loss", l.train_loss),
@@ -183,12 +189,10 @@ pub fn to_csv(rows: &[Row]) -> String {
     s
 }
 
-/// The last epoch `run` was evaluated at (`source` eval), if any.
-pub fn final_epoch(rows: &[Row], run: &str) -> Option<usize> {
-    rows.iter()
-        .filter(|r| r.key.run == run && r.key.source == "eval")
-        .map(|r| r.key.epoch)
-        .max()
+/// The last epoch of `run` (its configured end), where its final results are read; None for a
+/// run the study does not have.
+pub fn final_epoch(runs: &[RunRef], run: &str) -> Option<usize> {
+    runs.iter().find(|r| r.name == run).map(|r| r.epochs)
 }
 
 /// The per-seed values (in seed order) of `run`'s rows from `source` at `epoch` that `pick`
@@ -211,9 +215,15 @@ pub fn values_at(
     v.into_iter().map(|p| p.1).collect()
 }
 
-/// The per-seed values of `run`'s last evaluated epoch that `pick` selects.
-pub fn final_values(rows: &[Row], run: &str, pick: &dyn Fn(&Key) -> bool) -> Vec<f64> {
-    final_epoch(rows, run)
+/// The per-seed values of `run`'s final evaluation (at its last epoch) that `pick` selects; empty
+/// until it has been evaluated there.
+pub fn final_values(
+    rows: &[Row],
+    runs: &[RunRef],
+    run: &str,
+    pick: &dyn Fn(&Key) -> bool,
+) -> Vec<f64> {
+    final_epoch(runs, run)
         .map(|e| values_at(rows, run, "eval", e, pick))
         .unwrap_or_default()
 }

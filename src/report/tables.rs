@@ -102,15 +102,22 @@ pub fn head(runs: &[RunRef], run: &str) -> &'static str {
 }
 
 /// Per seed, `run`'s final AUROC of `score` (with `features` for GDA) on `ood`.
-pub fn final_auroc(rows: &[Row], run: &str, ood: &str, score: &str, features: &str) -> Vec<f64> {
-    final_values(rows, run, &|k: &Key| {
+pub fn final_auroc(
+    rows: &[Row],
+    runs: &[RunRef],
+    run: &str,
+    ood: &str,
+    score: &str,
+    features: &str,
+) -> Vec<f64> {
+    final_values(rows, runs, run, &|k: &Key| {
         k.metric == "auroc" && k.ood == ood && k.score == score && k.features == features
     })
 }
 
 /// Per seed, `run`'s final ID test accuracy.
-pub fn final_accuracy(rows: &[Row], run: &str) -> Vec<f64> {
-    final_values(rows, run, &|k: &Key| k.metric == "accuracy")
+pub fn final_accuracy(rows: &[Row], runs: &[RunRef], run: &str) -> Vec<f64> {
+    final_values(rows, runs, run, &|k: &Key| k.metric == "accuracy")
 }
 
 /// The tables of one roles block, those whose runs have results.
@@ -129,7 +136,7 @@ pub fn tables(rows: &[Row], runs: &[RunRef], roles: &Roles, label: &str) -> Vec<
         header.extend(sets.iter().map(|s| format!("AUROC {s}")));
         let mut body = vec![];
         for run in &runs_of {
-            let epoch = final_epoch(rows, run)?;
+            let epoch = final_epoch(runs, run)?;
             let h = head(runs, run);
             let kinds: &[&str] = if h == "normalized" {
                 &["normalized", "raw"]
@@ -145,11 +152,11 @@ pub fn tables(rows: &[Row], runs: &[RunRef], roles: &Roles, label: &str) -> Vec<
                     } else {
                         f.to_string()
                     }),
-                    Cell::stats(&final_accuracy(rows, run)),
+                    Cell::stats(&final_accuracy(rows, runs, run)),
                 ];
                 row.extend(
                     sets.iter()
-                        .map(|s| Cell::stats(&final_auroc(rows, run, s, "gda", f))),
+                        .map(|s| Cell::stats(&final_auroc(rows, runs, run, s, "gda", f))),
                 );
                 body.push(row);
             }
@@ -174,7 +181,7 @@ pub fn tables(rows: &[Row], runs: &[RunRef], roles: &Roles, label: &str) -> Vec<
             pair(&roles.l2_short, &roles.nol2_short),
         ));
     }
-    out.extend(collapse_table(rows, roles, label, &name("table3")));
+    out.extend(collapse_table(rows, runs, roles, label, &name("table3")));
     out.extend(softmax_table(
         rows,
         runs,
@@ -210,9 +217,13 @@ pub fn tracked_at(rows: &[Row], run: &str, epoch: usize, metric: &str) -> Vec<f6
 /// The (run, epoch) pairs Table 3 and C6 compare: L2 at the short schedule, no L2 at the short
 /// schedule (the ablation run, else the long run at the short run's epoch) and no L2 at the long
 /// one, each at its last evaluated epoch (a finished run) where it was tracked.
-pub fn collapse_points(rows: &[Row], roles: &Roles) -> Vec<(String, usize, &'static str)> {
+pub fn collapse_points(
+    rows: &[Row],
+    runs: &[RunRef],
+    roles: &Roles,
+) -> Vec<(String, usize, &'static str)> {
     let tracked_end = |run: &String| {
-        final_epoch(rows, run).filter(|&e| !tracked_at(rows, run, e, "nc1").is_empty())
+        final_epoch(runs, run).filter(|&e| !tracked_at(rows, run, e, "nc1").is_empty())
     };
     let mut out = vec![];
     let Some((l2, short)) = roles
@@ -245,20 +256,39 @@ pub fn collapse_points(rows: &[Row], roles: &Roles) -> Vec<(String, usize, &'sta
     out
 }
 
-fn collapse_table(rows: &[Row], roles: &Roles, label: &str, name: &str) -> Option<Table> {
-    let points = collapse_points(rows, roles);
+fn collapse_table(
+    rows: &[Row],
+    runs: &[RunRef],
+    roles: &Roles,
+    label: &str,
+    name: &str,
+) -> Option<Table> {
+    let points = collapse_points(rows, runs, roles);
     if points.is_empty() {
         return None;
     }
-    let mut header: Vec<String> = ["model", "run", "epoch"].map(String::from).into();
+    let mut header: Vec<String> = ["model", "run", "epoch", "features"]
+        .map(String::from)
+        .into();
     header.extend(NC_MEASURES.iter().map(|m| m.1.to_string()));
     let body = points
         .iter()
         .map(|(run, epoch, what)| {
+            // The features tracking measured (track.features; by default the head's input).
+            let features = rows
+                .iter()
+                .find(|r| {
+                    r.key.run == *run
+                        && r.key.source == "log"
+                        && r.key.epoch == *epoch
+                        && r.key.metric == "nc1"
+                })
+                .map_or(String::new(), |r| r.key.features.clone());
             let mut row = vec![
                 Cell::Text(what.to_string()),
                 Cell::Text(run.clone()),
                 Cell::Text(epoch.to_string()),
+                Cell::Text(features),
             ];
             row.extend(
                 NC_MEASURES
@@ -274,7 +304,7 @@ fn collapse_table(rows: &[Row], roles: &Roles, label: &str, name: &str) -> Optio
             "Table 3 ({label}): Neural Collapse with L2 at the short schedule vs without L2 at the short and long ones"
         ),
         caption: format!(
-            "NC1-4 on the tracked class-balanced training subset, on the features the head reads (L2: normalised), mean [min, max] over seeds; lower is more collapsed. {NC1_CONVENTION}; NC2 of the class means; NC4 = the rate at which the classifier and the nearest class mean disagree."
+            "NC1-4 on the tracked class-balanced training subset, on the features each row names (by default those the head reads: normalised under L2, so L2 and no-L2 rows measure different feature spaces), mean [min, max] over seeds; lower is more collapsed. {NC1_CONVENTION}; NC2 of the class means; NC4 = the rate at which the classifier and the nearest class mean disagree."
         ),
         header,
         rows: body,
@@ -292,7 +322,7 @@ fn softmax_table(
     let models: Vec<&String> = roles
         .models()
         .into_iter()
-        .filter(|r| final_epoch(rows, r).is_some())
+        .filter(|r| final_epoch(runs, r).is_some())
         .collect();
     if models.is_empty() {
         return None;
@@ -301,7 +331,7 @@ fn softmax_table(
     header.extend(sets.iter().map(|s| format!("AUROC {s}")));
     let mut body = vec![];
     for run in models {
-        let epoch = final_epoch(rows, run).expect("filtered").to_string();
+        let epoch = final_epoch(runs, run).expect("filtered").to_string();
         let h = head(runs, run);
         let scores = std::iter::once(("gda", h)).chain(SOFTMAX_SCORES.iter().map(|s| (*s, "")));
         for (score, f) in scores {
@@ -316,7 +346,7 @@ fn softmax_table(
             ];
             row.extend(
                 sets.iter()
-                    .map(|s| Cell::stats(&final_auroc(rows, run, s, score, f))),
+                    .map(|s| Cell::stats(&final_auroc(rows, runs, run, s, score, f))),
             );
             body.push(row);
         }

@@ -46,7 +46,7 @@ pub fn run_task(
             };
             train::run(&task.dir, start, &mut |p| progress("", p))?;
         }
-        TaskKind::Overtrain { source, epochs } => {
+        TaskKind::Overtrain { source, epochs, .. } => {
             if !RunDir::new(&task.dir).exists() {
                 copy_finished_run(source, &task.dir)?;
             }

@@ -20,24 +20,31 @@ pub const PRESETS: [(&str, &str); 3] = [
     ("paper", include_str!("../../studies/paper.toml")),
 ];
 
+/// The preset `name`, parsed and validated.
+pub fn preset(name: &str) -> Result<StudySpec> {
+    let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name) else {
+        let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+        return Err(Error::invalid(
+            format!("study {name}"),
+            format!(
+                "is neither a file nor a preset (the presets are {})",
+                names.join(", ")
+            ),
+        ));
+    };
+    StudySpec::from_toml(text)
+}
+
 /// The study `arg` names: a study file when such a file exists, else a preset. Returns the
 /// parsed, validated spec and where it came from (for messages).
 pub fn resolve(arg: &str) -> Result<(StudySpec, String)> {
     let path = Path::new(arg);
-    let (text, origin) = if path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        (text, path.display().to_string())
-    } else if let Some((name, text)) = PRESETS.iter().find(|(n, _)| *n == arg) {
-        (text.to_string(), format!("preset {name}"))
-    } else {
-        let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
-        return Err(Error::invalid(
-            format!("study {arg}"),
-            format!("is neither a file nor a preset ({})", names.join(", ")),
-        ));
-    };
-    let spec = StudySpec::from_toml(&text).map_err(|e| Error::bad_file(&origin, e.to_string()))?;
-    Ok((spec, origin))
+    if !path.exists() {
+        return Ok((preset(arg)?, format!("preset {arg}")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let spec = StudySpec::from_toml(&text).map_err(|e| Error::bad_file(path, e.to_string()))?;
+    Ok((spec, path.display().to_string()))
 }
 
 /// The study file kept in a study directory: what `study task` and `study status` plan from.
@@ -62,8 +69,8 @@ pub fn record(spec: &StudySpec, root: &Path) -> Result<()> {
     crate::atomic::write(&path, spec.to_toml().as_bytes())
 }
 
-/// Checks that the data files every run of `spec` reads exist (the ID sets and the evaluated OoD
-/// sets), naming each missing file and where it goes, before anything is planned or written.
+/// Checks that the data files every run of `spec` reads exist (the ID sets, the evaluated and the
+/// tracked OoD sets), naming each missing file and where it goes, before anything is planned or written.
 pub fn check_data(spec: &StudySpec) -> Result<()> {
     let mut missing = vec![];
     let mut seen = vec![];
@@ -74,10 +81,17 @@ pub fn check_data(spec: &StudySpec) -> Result<()> {
             .root
             .clone()
             .unwrap_or_else(crate::data::default_root);
-        let sets = spec.eval.ood.iter().filter_map(|o| match o {
-            crate::data::OodSet::Data(k) => Some(*k),
-            crate::data::OodSet::Generated(_) => None,
-        });
+        let sets = spec
+            .eval
+            .ood
+            .iter()
+            .chain([&cfg.track.ood])
+            .filter_map(|o| match o {
+                crate::data::OodSet::Data(k) if cfg.track.enabled() || o != &cfg.track.ood => {
+                    Some(*k)
+                }
+                _ => None,
+            });
         for kind in std::iter::once(cfg.data.name).chain(sets) {
             if !seen.contains(&(kind, root.clone())) {
                 seen.push((kind, root.clone()));
@@ -157,7 +171,10 @@ impl TaskRecord {
             .iter()
             .filter_map(|t| {
                 let text = std::fs::read_to_string(TaskRecord::path(root, t.id)).ok()?;
-                serde_json::from_str(&text).ok()
+                // Task ids shift when a study is extended: a record counts for its own task only.
+                serde_json::from_str(&text)
+                    .ok()
+                    .filter(|r: &TaskRecord| r.label == t.label)
             })
             .collect()
     }

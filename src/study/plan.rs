@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 pub enum TaskKind {
     /// Train (or resume) a variant's run for one seed.
     Train { config: Box<RunConfig> },
-    /// Continue a finished run, copied from `source`, to `epochs` epochs.
-    Overtrain { source: PathBuf, epochs: usize },
+    /// Continue a finished run of `from` epochs, copied from `source`, to `epochs` epochs.
+    Overtrain {
+        source: PathBuf,
+        from: usize,
+        epochs: usize,
+    },
     /// The SPEC 7 intervention from the run in `source`.
     Intervene { source: PathBuf, plan: Intervention },
     /// `ncood eval` of the run in `dir` at `epoch`.
@@ -40,7 +44,7 @@ impl Task {
     pub fn cost(&self) -> f64 {
         match &self.kind {
             TaskKind::Train { config } => config.optim.epochs as f64,
-            TaskKind::Overtrain { epochs, .. } => *epochs as f64 / 3.0,
+            TaskKind::Overtrain { from, epochs, .. } => (epochs - from) as f64,
             TaskKind::Intervene { plan, .. } => (plan.epochs * plan.groups.len()) as f64,
             TaskKind::Eval { .. } => 1.0,
         }
@@ -68,7 +72,7 @@ impl TaskState {
 }
 
 /// One run of a study: what the report calls it (a variant, an over-training, or an intervention
-/// group `SOURCE-intervene-eE-GROUP`), its seed and its directory.
+/// group, `intervention_run`), its seed, its directory and epochs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRef {
     pub name: String,
@@ -76,6 +80,15 @@ pub struct RunRef {
     pub dir: PathBuf,
     /// The features its head reads (raw, or normalized under L2): the headline GDA features.
     pub head: crate::features::FeatureKind,
+    /// Its last epoch when finished: where its final results are read.
+    pub epochs: usize,
+    /// Its first own epoch: an over-training's log repeats its source's epochs before this one.
+    pub first_epoch: usize,
+}
+
+/// The report's name of an intervention group's runs.
+pub fn intervention_run(source: &str, from_epoch: usize, group: &str) -> String {
+    format!("{source}-intervene-e{from_epoch}-{group}")
 }
 
 /// The tasks of a study, in dependency order, and the runs they make.
@@ -96,12 +109,14 @@ impl Plan {
     pub fn new(spec: &StudySpec, root: &Path) -> Result<Plan> {
         let mut tasks: Vec<Task> = vec![];
         let mut runs: Vec<RunRef> = vec![];
-        let mut run = |name: String, seed: u64, dir: &Path, l2: bool| {
+        let mut run = |name: String, seed: u64, dir: &Path, l2: bool, epochs: [usize; 2]| {
             runs.push(RunRef {
                 name,
                 seed,
                 dir: dir.to_path_buf(),
                 head: crate::features::FeatureKind::HeadInput.resolve(l2),
+                first_epoch: epochs[0],
+                epochs: epochs[1],
             })
         };
         // Evaluations of one run take its lock: each waits for the previous one of that run.
@@ -120,18 +135,19 @@ impl Plan {
             });
             id
         };
-        // Training runs, then their evaluations, seed by seed: a pool that is stopped part way
-        // has compared every variant on the same first seeds.
-        let mut train_of = std::collections::BTreeMap::new();
+        // Seed by seed: a pool that is stopped part way has compared every variant, and run the
+        // derived runs, on the same first seeds.
         let mut seeds: Vec<u64> = spec.variants.iter().flat_map(|v| v.seeds.clone()).collect();
         seeds.sort_unstable();
         seeds.dedup();
         for seed in seeds {
+            // Training runs, then their evaluations.
+            let mut train_of = std::collections::BTreeMap::new();
             for v in spec.variants.iter().filter(|v| v.seeds.contains(&seed)) {
                 let cfg = spec.run_config(v, seed)?;
                 let dir = run_dir(root, &v.name, seed);
                 let (epochs, l2) = (cfg.optim.epochs, cfg.model.l2);
-                run(v.name.clone(), seed, &dir, l2);
+                run(v.name.clone(), seed, &dir, l2, [1, epochs]);
                 let t = push(
                     format!("train {} s{seed}", v.name),
                     dir.clone(),
@@ -140,7 +156,7 @@ impl Plan {
                     },
                     vec![],
                 );
-                train_of.insert((v.name.clone(), seed), (t, dir.clone(), epochs, l2));
+                train_of.insert(v.name.clone(), (t, dir.clone(), epochs, l2));
                 for epoch in eval_epochs(&spec.eval.epochs, epochs) {
                     push(
                         format!("eval {} s{seed} e{epoch}", v.name),
@@ -150,18 +166,18 @@ impl Plan {
                     );
                 }
             }
-        }
-        for o in &spec.overtrains {
-            let seeds = &spec.variant(&o.source).expect("validated").seeds;
-            for &seed in seeds {
-                let (src, src_dir, from, l2) = &train_of[&(o.source.clone(), seed)];
+            for o in &spec.overtrains {
+                let Some((src, src_dir, from, l2)) = train_of.get(&o.source) else {
+                    continue;
+                };
                 let dir = run_dir(root, &o.name, seed);
-                run(o.name.clone(), seed, &dir, *l2);
+                run(o.name.clone(), seed, &dir, *l2, [from + 1, o.epochs]);
                 let t = push(
                     format!("overtrain {} s{seed}", o.name),
                     dir.clone(),
                     TaskKind::Overtrain {
                         source: src_dir.clone(),
+                        from: *from,
                         epochs: o.epochs,
                     },
                     vec![*src],
@@ -183,12 +199,14 @@ impl Plan {
                     );
                 }
             }
-        }
-        for i in &spec.interventions {
-            let groups = spec.groups(i)?;
-            for seed in spec.intervention_seeds(i) {
-                let (src, src_dir, _, l2) = &train_of[&(i.source.clone(), seed)];
-                let l2 = *l2;
+            for i in &spec.interventions {
+                let Some((src, src_dir, _, l2)) = train_of.get(&i.source) else {
+                    continue;
+                };
+                if !spec.intervention_seeds(i).contains(&seed) {
+                    continue;
+                }
+                let groups = spec.groups(i)?;
                 let plan = Intervention {
                     from_epoch: i.from_epoch,
                     epochs: i.epochs,
@@ -206,12 +224,8 @@ impl Plan {
                 );
                 for &g in &groups {
                     let dir = crate::train::intervene::group_dir(src_dir, i.from_epoch, g);
-                    run(
-                        format!("{}-intervene-e{}-{}", i.source, i.from_epoch, g.name()),
-                        seed,
-                        &dir,
-                        l2,
-                    );
+                    let name = intervention_run(&i.source, i.from_epoch, g.name());
+                    run(name, seed, &dir, *l2, [1, i.epochs]);
                     push(
                         format!("eval {} s{seed} e{} {}", i.source, i.from_epoch, g.name()),
                         dir,

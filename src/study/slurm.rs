@@ -1,12 +1,14 @@
-//! The SLURM executor: a study's unfinished tasks as `sbatch` job arrays, one per dependency wave,
-//! each element running `ncood study task ROOT --id K` as the local pool's children do, with its
-//! output in the same log. SLURM keeps the order: a wave starts once the waves its tasks need have
-//! all ended well (`afterok`). A few arrays instead of a job per task cost some parallelism: a task
-//! waits for whole waves, and a failure cancels every wave that waits on it
-//! (`--kill-on-invalid-dep`, rather than pending forever); running the study again submits what is
-//! left, since a task's state is read from its run directory. The scripts (job ID's as `ID.sh`),
-//! SLURM's own output (time-limit kills and the like) and the submitted jobs are kept in
-//! `ROOT/slurm/`.
+//! The SLURM executor: a study's unfinished tasks as `sbatch` job arrays, one per dependency wave
+//! (split into arrays of at most 1000 tasks), each element running `ncood study task ROOT
+//! --id K` as the local pool's children do, with its output in the same log. An array starts once
+//! the arrays of the waves it needs have ended, well or not (`afterany`): waves are coarse, and
+//! `afterok` on a whole wave would let one failed task cancel every later wave, unrelated tasks
+//! included. Instead `study task` refuses to run, naming them, while any of its dependencies is
+//! unfinished, so a failure's dependents fail fast and say why while the rest carries on, as in
+//! the local pool. A few arrays instead of a job per task cost some parallelism: a task waits for
+//! whole waves. Running the study again submits what is unfinished, since a task's state is read
+//! from its run directory. The scripts (job ID's as `ID.sh`), SLURM's own output (time-limit kills
+//! and the like) and the submitted jobs are kept in `ROOT/slurm/`.
 use super::local::{Compute, log_path};
 use super::plan::{Plan, TaskState};
 use super::spec::SlurmSpec;
@@ -22,6 +24,9 @@ pub struct Job {
 
 /// The submitted jobs, a line `ID<tab>WHAT` each, in `ROOT/slurm/`.
 const JOBS_FILE: &str = "jobs.txt";
+
+/// The most tasks in one array: SLURM refuses array indices from MaxArraySize on, 1001 by default.
+const MAX_ARRAY: usize = 1000;
 
 /// Tasks that can start together: each needs only tasks of the waves in `after` (earlier ones).
 #[derive(Debug, PartialEq)]
@@ -58,6 +63,23 @@ fn waves(deps: &[Vec<usize>], open: &[bool]) -> Vec<Wave> {
     waves
 }
 
+/// Splits each wave into arrays of at most `max` tasks, each returned with its wave's index; an
+/// array's `after` names the arrays (indices into the result) of the waves its wave needs.
+fn arrays(waves: &[Wave], max: usize) -> Vec<(usize, Wave)> {
+    let mut of_wave: Vec<Vec<usize>> = vec![];
+    let mut out = vec![];
+    for (k, w) in waves.iter().enumerate() {
+        let after: Vec<usize> = w.after.iter().flat_map(|&v| of_wave[v].clone()).collect();
+        let first = out.len();
+        for tasks in w.tasks.chunks(max) {
+            let (tasks, after) = (tasks.to_vec(), after.clone());
+            out.push((k, Wave { tasks, after }));
+        }
+        of_wave.push((first..out.len()).collect());
+    }
+    out
+}
+
 /// One job array: its name, the ids of the jobs it waits for, and its tasks with their logs.
 struct Array {
     name: String,
@@ -86,10 +108,9 @@ fn script(a: &Array, exe: &Path, root: &Path, s: &SlurmSpec, c: Compute) -> Stri
     ];
     if !a.after.is_empty() {
         lines.push(format!(
-            "#SBATCH --dependency=afterok:{}",
+            "#SBATCH --dependency=afterany:{}",
             a.after.join(":")
         ));
-        lines.push("#SBATCH --kill-on-invalid-dep=yes".into());
     }
     for (flag, value) in [
         ("partition", &s.partition),
@@ -131,21 +152,23 @@ fn quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
-/// Runs a SLURM command, naming it when it is not on PATH; returns its stdout, or its stderr as
-/// the error when it fails.
-fn slurm(cmd: &mut Command) -> Result<std::result::Result<String, String>> {
-    let name = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().map_err(|e| {
-        Error::invalid(
-            "the SLURM executor",
-            format!("cannot run {name} ({e}); it needs SLURM's commands on PATH"),
-        )
-    })?;
+/// Runs a SLURM command: Err when it cannot start (not on PATH, mostly), else Ok with its stdout,
+/// or Ok(Err) with its stderr when it fails.
+fn slurm(cmd: &mut Command) -> std::io::Result<std::result::Result<String, String>> {
+    let out = cmd.output()?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
     Ok(match out.status.success() {
         true => Ok(text(&out.stdout)),
         false => Err(text(&out.stderr)),
     })
+}
+
+/// The error of the SLURM command `name` that cannot start.
+fn cannot_run(name: &str, e: std::io::Error) -> Error {
+    Error::invalid(
+        "the SLURM executor",
+        format!("cannot run {name} ({e}); it needs SLURM's commands on PATH"),
+    )
 }
 
 /// The ids of the jobs recorded in `root`, with what they run.
@@ -164,25 +187,39 @@ fn ids(jobs: &[(String, String)]) -> String {
 
 /// Refuses while jobs this study submitted are queued or running: submitting again would run their
 /// tasks twice, and recording a changed (extended) study would shift the task ids their scripts
-/// name. Nothing to check when the study never used SLURM or squeue is not on PATH.
+/// name. Idle when the study never used SLURM, squeue is not on PATH, or squeue answers "Invalid
+/// job id" (what it says when asked about one job only, gone long ago); any other squeue failure
+/// (say, a controller briefly unreachable) is an error, as guessing idle might run tasks twice.
 pub fn check_idle(root: &Path) -> Result<()> {
-    let done = recorded(root);
-    if done.is_empty() {
+    let jobs = ids(&recorded(root));
+    if jobs.is_empty() {
         return Ok(());
     }
-    let queue = slurm(Command::new("squeue").args(["-h", "-o", "%i", "-j", &ids(&done)]));
-    if let Ok(Ok(queued)) = queue
-        && !queued.is_empty()
-    {
-        return Err(Error::invalid(
-            format!("study {}", root.display()),
-            format!(
-                "jobs it submitted are still queued or running ({}); running it again now would run their tasks twice: wait for them or scancel them",
-                queued.lines().collect::<Vec<_>>().join(", ")
-            ),
-        ));
+    let study = format!("study {}", root.display());
+    let queued = match slurm(Command::new("squeue").args(["-h", "-o", "%i", "-j", &jobs])) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(cannot_run("squeue", e)),
+        Ok(Err(e)) if e.contains("Invalid job id") => return Ok(()),
+        Ok(Err(e)) => {
+            return Err(Error::invalid(
+                study,
+                format!(
+                    "squeue cannot tell whether the jobs it submitted ({jobs}) are still queued, and running it again while they are would run their tasks twice: try again once squeue works; squeue said: {e}"
+                ),
+            ));
+        }
+        Ok(Ok(queued)) => queued,
+    };
+    if queued.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::invalid(
+        study,
+        format!(
+            "jobs it submitted are still queued or running ({}); running it again now would run their tasks twice: wait for them or scancel them",
+            queued.lines().collect::<Vec<_>>().join(", ")
+        ),
+    ))
 }
 
 /// Submits every unfinished task of `plan` (tasks whose `plan.state(t)` is Finished are left out)
@@ -195,13 +232,25 @@ pub fn submit(plan: &Plan, exe: &Path, settings: &SlurmSpec, compute: Compute) -
         .map(|t| plan.state(t) != TaskState::Finished)
         .collect();
     let deps: Vec<Vec<usize>> = plan.tasks.iter().map(|t| t.deps.clone()).collect();
-    let waves = waves(&deps, &open);
-    if waves.is_empty() {
+    let arrays = arrays(&waves(&deps, &open), MAX_ARRAY);
+    if arrays.is_empty() {
         return Ok(vec![]);
     }
     // The jobs run elsewhere, maybe in another folder: every path they see is absolute.
     let abs = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
     let root = abs(&plan.root)?;
+    // `#SBATCH --output="ROOT/..."` holds the path: `%` there starts a filename pattern, `"` or a
+    // newline would end it.
+    if let Some(c) = root
+        .to_string_lossy()
+        .chars()
+        .find(|&c| "%\"\n".contains(c))
+    {
+        return Err(Error::invalid(
+            format!("study directory {}", root.display()),
+            format!("holds {c:?}, which sbatch's --output cannot take: use another directory"),
+        ));
+    }
     let dir = root.join("slurm");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     check_idle(&root)?;
@@ -220,7 +269,7 @@ pub fn submit(plan: &Plan, exe: &Path, settings: &SlurmSpec, compute: Compute) -
         })
         .collect();
     let mut jobs: Vec<Job> = vec![];
-    for (k, w) in waves.iter().enumerate() {
+    for (k, w) in &arrays {
         let tasks = w
             .tasks
             .iter()
@@ -233,7 +282,8 @@ pub fn submit(plan: &Plan, exe: &Path, settings: &SlurmSpec, compute: Compute) -
         };
         let path = dir.join(format!("w{k}.sh"));
         crate::atomic::write(&path, script(&a, exe, &root, settings, compute).as_bytes())?;
-        let id = slurm(Command::new("sbatch").arg("--parsable").arg(&path))?.map_err(|e| {
+        let sbatch = slurm(Command::new("sbatch").arg("--parsable").arg(&path));
+        let id = sbatch.map_err(|e| cannot_run("sbatch", e))?.map_err(|e| {
             let sent: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
             Error::invalid(
                 format!("sbatch {}", path.display()),
@@ -326,6 +376,28 @@ mod tests {
     }
 
     #[test]
+    fn waves_split_into_arrays_that_wait_for_every_part() {
+        let wave = |tasks: Vec<usize>, after: Vec<usize>| Wave { tasks, after };
+        // Tasks 0 to 4 need nothing, 5 and 6 need wave 0, 7 needs wave 1.
+        let waves = [
+            wave(vec![0, 1, 2, 3, 4], vec![]),
+            wave(vec![5, 6], vec![0]),
+            wave(vec![7], vec![1]),
+        ];
+        assert_eq!(
+            arrays(&waves, 2),
+            [
+                (0, wave(vec![0, 1], vec![])),
+                (0, wave(vec![2, 3], vec![])),
+                (0, wave(vec![4], vec![])),
+                (1, wave(vec![5, 6], vec![0, 1, 2])),
+                (2, wave(vec![7], vec![3])),
+            ]
+        );
+        assert_eq!(arrays(&waves, MAX_ARRAY).len(), 3);
+    }
+
+    #[test]
     fn scripts_map_the_array_index_to_tasks_and_logs() {
         let a = Array {
             name: "ncood-x-w1".into(),
@@ -351,8 +423,7 @@ mod tests {
 #SBATCH --array=0-1
 #SBATCH --output="/s/slurm/%A_%a.out"
 #SBATCH --cpus-per-task=2
-#SBATCH --dependency=afterok:12:13
-#SBATCH --kill-on-invalid-dep=yes
+#SBATCH --dependency=afterany:12:13
 #SBATCH --partition=gpu
 #SBATCH --gres=gpu:1
 #SBATCH --account=abc

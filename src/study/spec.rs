@@ -256,7 +256,23 @@ impl StudySpec {
                 format!("the name {} is used twice", w[0]),
             ));
         }
+        let mut labels = vec![];
         for r in &self.roles {
+            // Labels name report files: the same letters as run names (and spaces), each once.
+            let label = r.label.replace(' ', "_");
+            if !r.label.is_empty() {
+                check_name("roles.label", &label)?;
+            }
+            if labels.contains(&label) {
+                return Err(Error::config(
+                    "roles.label",
+                    format!(
+                        "'{}' labels two blocks (leave none empty when there are several)",
+                        r.label
+                    ),
+                ));
+            }
+            labels.push(label);
             for (field, name) in r.named() {
                 let field = format!("roles.{field}");
                 if field.ends_with("overtrain") {
@@ -270,6 +286,7 @@ impl StudySpec {
                     self.source(name, &field)?;
                 }
             }
+            self.check_roles(r)?;
         }
         for i in &self.interventions {
             let src = self.source(&i.source, "intervention.source")?;
@@ -284,6 +301,25 @@ impl StudySpec {
                 return Err(Error::config(
                     "intervention.from_epoch",
                     format!("{} is not an epoch of {} (1..={e})", i.from_epoch, i.source),
+                ));
+            }
+            let c = self.run_config(src, src.seeds[0])?;
+            if !(i.from_epoch.is_multiple_of(c.checkpoint_every) || i.from_epoch == e) {
+                return Err(Error::config(
+                    "intervention.from_epoch",
+                    format!(
+                        "{} has no checkpoint at epoch {} (checkpoint_every = {})",
+                        i.source, i.from_epoch, c.checkpoint_every
+                    ),
+                ));
+            }
+            if !c.track.due(i.from_epoch) {
+                return Err(Error::config(
+                    "intervention.from_epoch",
+                    format!(
+                        "{} is not tracked at epoch {}: the intervention's curves start from that value (track.every / track.epochs)",
+                        i.source, i.from_epoch
+                    ),
                 ));
             }
             let plan = crate::train::Intervention {
@@ -308,6 +344,70 @@ impl StudySpec {
                             ),
                             e => e,
                         })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A block's parts fit the paper's design: L2 where the role says so and not elsewhere, the
+    /// short schedule shorter than the long one, over-trainings of the block's own short L2 and
+    /// long no-L2 models.
+    fn check_roles(&self, r: &Roles) -> Result<()> {
+        let cfg = |name: &str| -> Result<RunConfig> {
+            let v = self.variant(name).expect("checked");
+            self.run_config(v, v.seeds[0])
+        };
+        let variants = [
+            ("l2_short", &r.l2_short, true),
+            ("nol2_long", &r.nol2_long, false),
+            ("nol2_short", &r.nol2_short, false),
+            ("l2_long", &r.l2_long, true),
+        ];
+        for (field, name, l2) in variants {
+            if let Some(n) = name
+                && cfg(n)?.model.l2 != l2
+            {
+                return Err(Error::config(
+                    format!("roles.{field}"),
+                    format!("{n} has model.l2 = {}", !l2),
+                ));
+            }
+        }
+        if let (Some(short), Some(long)) = (&r.l2_short, &r.nol2_long) {
+            let (s, l) = (cfg(short)?.optim.epochs, cfg(long)?.optim.epochs);
+            if s >= l {
+                return Err(Error::config(
+                    "roles",
+                    format!(
+                        "the short schedule ({short}: {s} epochs) is not shorter than the long one ({long}: {l})"
+                    ),
+                ));
+            }
+        }
+        for (field, over, source, role) in [
+            ("l2_overtrain", &r.l2_overtrain, &r.l2_short, "l2_short"),
+            (
+                "nol2_overtrain",
+                &r.nol2_overtrain,
+                &r.nol2_long,
+                "nol2_long",
+            ),
+        ] {
+            if let Some(o) = over {
+                let o = self
+                    .overtrains
+                    .iter()
+                    .find(|x| &x.name == o)
+                    .expect("checked");
+                if Some(&o.source) != source.as_ref() {
+                    return Err(Error::config(
+                        format!("roles.{field}"),
+                        format!(
+                            "{} over-trains {}, not this block's {role}",
+                            o.name, o.source
+                        ),
+                    ));
                 }
             }
         }
