@@ -4,7 +4,7 @@
 //! interval lies on the claimed side of the margin, contradicted when it lies on the other side,
 //! inconclusive when it straddles it or a group has fewer than 3 seeds.
 use super::aggregate::spearman;
-use super::results::{Row, final_epoch, tracked};
+use super::results::{Row, final_epoch, tracked, tracked_ood, tracked_rho};
 use super::tables::{
     NC_MEASURES, SOFTMAX_SCORES, collapse_points, final_accuracy, final_auroc, head, ood_sets,
     tracked_at,
@@ -478,20 +478,16 @@ pub fn judge_study(
     // C8: over the no-L2 long runs' training, NC1 falls as AUROC rises (rho < 0 per run), and
     // AUROC falls slightly after its peak.
     if let Some(long) = &roles.nol2_long {
-        let nc1 = tracked(rows, long, "nc1");
-        let au = tracked(rows, long, "auroc");
-        let (mut rhos, mut falls) = (vec![], vec![]);
-        for (s, nc) in &nc1 {
-            let Some(a) = au.get(s) else { continue };
-            let pairs: Vec<(f64, f64)> = nc
-                .iter()
-                .filter_map(|(e, v)| a.iter().find(|p| p.0 == *e).map(|p| (*v, p.1)))
-                .collect();
-            let (x, y): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
-            rhos.extend(spearman(&x, &y));
-            let peak = a.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-            falls.extend(a.last().map(|l| peak - l.1));
-        }
+        let rhos: Vec<f64> = tracked_rho(rows, long, "nc1", "auroc")
+            .into_values()
+            .collect();
+        let falls: Vec<f64> = tracked(rows, long, "auroc")
+            .values()
+            .filter_map(|a| {
+                let peak = a.iter().map(|p| p.1).reduce(f64::max)?;
+                Some(peak - a.last()?.1)
+            })
+            .collect();
         if !rhos.is_empty() {
             let mut sorted = rhos.clone();
             sorted.sort_by(f64::total_cmp);
@@ -503,11 +499,7 @@ pub fn judge_study(
                 Stat::Mean.of(&falls)
             );
             let c8 = "NC tracks OoD: over training without L2 (long), Spearman rho(NC1, AUROC) across epochs < 0 per run";
-            let ood = rows
-                .iter()
-                .find(|r| r.key.run == *long && r.key.metric == "auroc" && r.key.source == "log")
-                .map(|r| r.key.ood.clone())
-                .unwrap_or_default();
+            let ood = tracked_ood(rows, long);
             add(
                 &mut out,
                 claim(

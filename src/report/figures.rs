@@ -8,7 +8,7 @@
 //! plotters' `ab_glyph` feature): the PNG has readable text on any machine, with no system font
 //! or fontconfig.
 use super::aggregate::spearman;
-use super::results::{Key, Row, final_values};
+use super::results::{Row, tracked_ood, tracked_rho};
 use crate::error::{Error, Result};
 use crate::study::plan::RunRef;
 use crate::study::spec::{InterventionSpec, StudySpec};
@@ -173,14 +173,6 @@ fn tracked(rows: &[Row], run: &str, metric: &str) -> PerSeed {
         .collect()
 }
 
-/// The OoD set `run` was tracked against ("" when it has no tracking rows).
-fn tracked_ood(rows: &[Row], run: &str) -> String {
-    rows.iter()
-        .find(|r| r.key.source == "log" && r.key.run == run && r.key.metric == "auroc")
-        .map(|r| r.key.ood.clone())
-        .unwrap_or_default()
-}
-
 fn series(label: impl Into<String>, style: Style, seeds: PerSeed) -> Series {
     Series {
         label: label.into(),
@@ -261,17 +253,8 @@ fn fig3(rows: &[Row], spec: &StudySpec) -> Vec<Plot> {
             false,
             vec![series(run, Style::Band, auroc.clone())],
         ));
-        let nc1 = tracked(rows, run, "nc1");
-        let rhos: Vec<f64> = auroc
-            .iter()
-            .filter_map(|(seed, a)| {
-                let n = nc1.get(seed)?;
-                let (x, y): (Vec<f64>, Vec<f64>) = a
-                    .iter()
-                    .filter_map(|&(e, v)| Some((n.iter().find(|p| p.0 == e)?.1, v)))
-                    .unzip();
-                spearman(&x, &y)
-            })
+        let rhos: Vec<f64> = tracked_rho(rows, run, "nc1", "auroc")
+            .into_values()
             .collect();
         let rho = if rhos.is_empty() {
             String::new()
@@ -498,30 +481,16 @@ fn auroc_strip(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> 
         .map(|v| v.name.as_str())
         .chain(spec.overtrains.iter().map(|o| o.name.as_str()))
         .collect();
-    let head = |run: &str| {
-        runs.iter()
-            .find(|r| r.name == run)
-            .map(|r| r.head.name())
-            .unwrap_or("")
-    };
-    let mut sets: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.key.source == "eval" && r.key.score == "gda" && r.key.metric == "auroc")
-        .map(|r| r.key.ood.as_str())
-        .collect();
-    sets.sort_unstable();
-    sets.dedup();
+    let head = |run: &str| super::tables::head(runs, run);
+    let sets = super::tables::ood_sets(rows);
     let mut widest = 0;
     let mut used: Vec<String> = vec![];
     let panels: Vec<Panel> = sets
         .iter()
-        .map(|&set| {
+        .map(|set| {
             let mut p = Panel::new(set, "", "GDA AUROC (head features)", false, vec![]);
             for run in &names {
-                let f = head(run).to_string();
-                let v = final_values(rows, runs, run, &|k: &Key| {
-                    k.score == "gda" && k.metric == "auroc" && k.features == f && k.ood == set
-                });
+                let v = super::tables::final_auroc(rows, runs, run, set, "gda", head(run));
                 if v.is_empty() {
                     continue;
                 }
@@ -952,6 +921,7 @@ where
 mod tests {
     use super::*;
     use crate::features::FeatureKind;
+    use crate::report::results::Key;
     use crate::study::spec::{Overtrain, Roles, Variant};
 
     /// A row of `run`, `seed`, `epoch` with key [source, ood, score, features, metric].

@@ -242,3 +242,28 @@ pub fn tracked(rows: &[Row], run: &str, metric: &str) -> BTreeMap<u64, Vec<(usiz
     }
     out
 }
+
+/// Per seed, Spearman's rho between `run`'s tracked `x` and `y` across the epochs that have both
+/// (seeds where it is undefined are left out).
+pub fn tracked_rho(rows: &[Row], run: &str, x: &str, y: &str) -> BTreeMap<u64, f64> {
+    let ys = tracked(rows, run, y);
+    tracked(rows, run, x)
+        .into_iter()
+        .filter_map(|(s, xs)| {
+            let ys = ys.get(&s)?;
+            let (a, b): (Vec<f64>, Vec<f64>) = xs
+                .iter()
+                .filter_map(|(e, v)| Some((*v, ys.iter().find(|p| p.0 == *e)?.1)))
+                .unzip();
+            Some((s, super::aggregate::spearman(&a, &b)?))
+        })
+        .collect()
+}
+
+/// The OoD set `run` was tracked against ("" when it has no tracking rows).
+pub fn tracked_ood(rows: &[Row], run: &str) -> String {
+    rows.iter()
+        .find(|r| r.key.source == "log" && r.key.run == run && r.key.metric == "auroc")
+        .map(|r| r.key.ood.clone())
+        .unwrap_or_default()
+}
