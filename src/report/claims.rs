@@ -213,9 +213,20 @@ pub fn bootstrap_spearman(x: &[f64], y: &[f64], seed: u64) -> Option<(f64, [f64;
     Some((point, [quantile(&rhos, 0.025), quantile(&rhos, 0.975)]))
 }
 
+/// A roles block's results and the judged comparisons so far.
+struct Judge<'a> {
+    rows: &'a [Row],
+    runs: &'a [RunRef],
+    roles: &'a Roles,
+    sets: Vec<String>,
+    scale: &'a str,
+    block: &'a str,
+    out: Vec<Judged>,
+}
+
 /// The claims C1-C12 of SPEC 8 that one `[[roles]]` block's runs allow judging. AUROC is GDA's on
-/// the features each run's head reads, at each run's last evaluated epoch, per OoD set; NC and
-/// the curves (C8-C10) are the tracked values (training subset; the tracked OoD set).
+/// the features each run's head reads, at each run's last epoch, per OoD set; NC and the curves
+/// (C8-C10) are the tracked values (training subset; the tracked OoD set).
 pub fn judge_study(
     rows: &[Row],
     runs: &[RunRef],
@@ -224,564 +235,601 @@ pub fn judge_study(
     scale: &str,
     block: &str,
 ) -> Vec<Judged> {
-    let auroc = |run: &str, ood: &str| final_auroc(rows, runs, run, ood, "gda", head(runs, run));
-    let accuracy = |run: &str| final_accuracy(rows, runs, run);
-    let sets = ood_sets(rows);
-    let mut out: Vec<Judged> = vec![];
-    let add = |out: &mut Vec<Judged>,
-               c: Comparison,
-               ood: &str,
-               a: Vec<f64>,
-               b: Vec<f64>,
-               note: String| {
-        let seed = stream(&[
-            block,
-            c.claim,
-            c.a,
-            c.b,
-            c.metric,
-            &format!("{:?}", c.stat),
-            ood,
-        ]);
-        out.extend(judge(&c, ood, &a, &b, scale, seed).map(|j| Judged {
-            block: block.into(),
+    let mut j = Judge {
+        rows,
+        runs,
+        roles,
+        sets: ood_sets(rows),
+        scale,
+        block,
+        out: vec![],
+    };
+    j.headline();
+    j.ablation();
+    j.collapse();
+    j.softmax();
+    j.nc_tracks_ood();
+    let nc_rise = j.intervention(interventions);
+    j.overtraining(&nc_rise);
+    j.l2_long();
+    j.peak();
+    j.out
+}
+
+impl Judge<'_> {
+    fn auroc(&self, run: &str, ood: &str) -> Vec<f64> {
+        final_auroc(self.rows, self.runs, run, ood, "gda", head(self.runs, run))
+    }
+
+    fn accuracy(&self, run: &str) -> Vec<f64> {
+        final_accuracy(self.rows, self.runs, run)
+    }
+
+    /// Judges `c` on values `a` and `b`, resampled with a seed fixed by what it compares.
+    fn add(&mut self, c: Comparison, ood: &str, a: Vec<f64>, b: Vec<f64>, note: String) {
+        let stat = format!("{:?}", c.stat);
+        let seed = stream(&[self.block, c.claim, c.a, c.b, c.metric, &stat, ood]);
+        let j = judge(&c, ood, &a, &b, self.scale, seed);
+        self.out.extend(j.map(|j| Judged {
+            block: self.block.into(),
             note,
             ..j
         }));
-    };
-    let none = String::new;
-    if let (Some(l2), Some(long)) = (&roles.l2_short, &roles.nol2_long) {
-        for ood in &sets {
-            let (a, b) = (auroc(l2, ood), auroc(long, ood));
-            let c1 = "mean AUROC: L2 at the short schedule >= no L2 at the long one";
-            add(
-                &mut out,
-                claim(
-                    "C1",
-                    c1,
-                    "RN18: above; RN50: -0.01",
-                    l2,
-                    long,
-                    "auroc",
-                    Stat::Mean,
-                    Side::Above,
-                    0.0,
-                ),
-                ood,
-                a.clone(),
-                b.clone(),
-                none(),
-            );
-            let c3 = "worst case: min AUROC over seeds, L2-short > no-L2-long";
-            add(
-                &mut out,
-                claim(
-                    "C3",
-                    c3,
-                    "+0.047 RN18, +0.024 RN50",
-                    l2,
-                    long,
-                    "auroc",
-                    Stat::Min,
-                    Side::Above,
-                    0.0,
-                ),
-                ood,
-                a.clone(),
-                b.clone(),
-                none(),
-            );
-            let c4 = "spread: std of AUROC over seeds smaller with L2-short";
-            add(
-                &mut out,
-                claim(
-                    "C4",
-                    c4,
-                    "smaller (RN18, RN50)",
-                    l2,
-                    long,
-                    "auroc",
-                    Stat::Std,
-                    Side::Below,
-                    0.0,
-                ),
-                ood,
-                a,
-                b,
-                none(),
-            );
-        }
-        let c2 = "accuracy: L2-short at most 0.01 below no-L2-long";
-        add(
-            &mut out,
-            claim(
-                "C2",
-                c2,
-                "RN18 -0.008; RN50 higher",
-                l2,
-                long,
-                "accuracy",
-                Stat::Mean,
-                Side::Above,
-                -0.01,
-            ),
-            "",
-            accuracy(l2),
-            accuracy(long),
-            none(),
-        );
     }
-    if let (Some(l2), Some(short)) = (&roles.l2_short, &roles.nol2_short) {
-        let c5 = "ablation at equal epochs: L2 >= no L2 in mean and min accuracy and AUROC";
-        for stat in [Stat::Mean, Stat::Min] {
-            let c = |metric| {
-                claim(
-                    "C5",
-                    c5,
-                    "L2 higher in all (Table 2)",
-                    l2,
-                    short,
-                    metric,
-                    stat,
-                    Side::Above,
-                    0.0,
-                )
-            };
-            add(
-                &mut out,
-                c("accuracy"),
-                "",
-                accuracy(l2),
-                accuracy(short),
-                none(),
-            );
-            for ood in &sets {
-                add(
-                    &mut out,
-                    c("auroc"),
-                    ood,
-                    auroc(l2, ood),
-                    auroc(short, ood),
-                    none(),
-                );
-            }
-        }
-        for ood in &sets {
-            let (a, b) = (auroc(l2, ood), auroc(short, ood));
-            if let (Some(&min), Some(&max)) = (
-                a.iter().min_by(|x, y| x.total_cmp(y)),
-                b.iter().max_by(|x, y| x.total_cmp(y)),
-            ) {
-                // L2's worst seed against no-L2's best: a comparison of extremes, no interval.
-                let worst = "ablation: L2's worst (min) AUROC >= no L2's best (max)";
-                let v = if a.len().min(b.len()) < MIN_SEEDS {
-                    Verdict::Inconclusive
-                } else if min >= max {
-                    Verdict::Supported
-                } else {
-                    Verdict::Contradicted
-                };
-                out.push(Judged {
-                    block: block.into(),
-                    claim: "C5".into(),
-                    statement: worst.into(),
-                    ood: ood.clone(),
-                    a: l2.clone(),
-                    b: short.clone(),
-                    metric: "auroc".into(),
-                    stat: Stat::MinVsMax,
-                    a_value: min,
-                    b_value: max,
-                    difference: min - max,
-                    interval: [min - max, min - max],
-                    side: Side::Above,
-                    margin: 0.0,
-                    seeds: [a.len(), b.len()],
-                    verdict: v,
-                    paper: "L2's min above no L2's max (Table 2)".into(),
-                    scale: scale.into(),
-                    note: "min and max of the seeds themselves (no resampling)".into(),
-                });
-            }
-        }
-    }
-    // C6: each NC measure lower with L2 at the short schedule, at both no-L2 schedules.
-    let points = collapse_points(rows, runs, roles);
-    if let Some((l2, e_l2, _)) = points.first() {
-        for (run, e, what) in &points[1..] {
-            for (m, name) in NC_MEASURES {
-                let (a, b) = (tracked_at(rows, l2, *e_l2, m), tracked_at(rows, run, *e, m));
-                let (ma, mb) = (Stat::Mean.of(&a), Stat::Mean.of(&b));
-                let ratio = if ma > 0.0 {
-                    format!("{:.3}x", mb / ma)
-                } else {
-                    "- (L2 short is 0)".into()
-                };
-                let note = format!(
-                    "{name}: {what} / L2 short = {ratio}; each on the features its head reads (L2: normalised)"
-                );
-                let c6 = "collapse: each of NC1-4 lower with L2-short than without L2 (short and long schedule); about 10x lower at equal epochs";
-                add(
-                    &mut out,
+
+    /// C1-C4: L2 at the short schedule against no L2 at the long one, per OoD set.
+    fn headline(&mut self) {
+        if let (Some(l2), Some(long)) = (&self.roles.l2_short, &self.roles.nol2_long) {
+            for ood in &self.sets.clone() {
+                let (a, b) = (self.auroc(l2, ood), self.auroc(long, ood));
+                let c1 = "mean AUROC: L2 at the short schedule >= no L2 at the long one";
+                self.add(
                     claim(
-                        "C6",
-                        c6,
-                        "all lower; ~10x at equal epochs (Table 3)",
-                        &format!("{l2} e{e_l2}"),
-                        &format!("{run} e{e}"),
-                        m,
+                        "C1",
+                        c1,
+                        "RN18: above; RN50: -0.01",
+                        l2,
+                        long,
+                        "auroc",
                         Stat::Mean,
+                        Side::Above,
+                        0.0,
+                    ),
+                    ood,
+                    a.clone(),
+                    b.clone(),
+                    String::new(),
+                );
+                let c3 = "worst case: min AUROC over seeds, L2-short > no-L2-long";
+                self.add(
+                    claim(
+                        "C3",
+                        c3,
+                        "+0.047 RN18, +0.024 RN50",
+                        l2,
+                        long,
+                        "auroc",
+                        Stat::Min,
+                        Side::Above,
+                        0.0,
+                    ),
+                    ood,
+                    a.clone(),
+                    b.clone(),
+                    String::new(),
+                );
+                let c4 = "spread: std of AUROC over seeds smaller with L2-short";
+                self.add(
+                    claim(
+                        "C4",
+                        c4,
+                        "smaller (RN18, RN50)",
+                        l2,
+                        long,
+                        "auroc",
+                        Stat::Std,
                         Side::Below,
                         0.0,
                     ),
-                    "",
+                    ood,
                     a,
                     b,
-                    note,
+                    String::new(),
                 );
+            }
+            let c2 = "accuracy: L2-short at most 0.01 below no-L2-long";
+            self.add(
+                claim(
+                    "C2",
+                    c2,
+                    "RN18 -0.008; RN50 higher",
+                    l2,
+                    long,
+                    "accuracy",
+                    Stat::Mean,
+                    Side::Above,
+                    -0.01,
+                ),
+                "",
+                self.accuracy(l2),
+                self.accuracy(long),
+                String::new(),
+            );
+        }
+    }
+
+    /// C5: the ablation at equal epochs.
+    fn ablation(&mut self) {
+        if let (Some(l2), Some(short)) = (&self.roles.l2_short, &self.roles.nol2_short) {
+            let c5 = "ablation at equal epochs: L2 >= no L2 in mean and min accuracy and AUROC";
+            for stat in [Stat::Mean, Stat::Min] {
+                let c = |metric| {
+                    claim(
+                        "C5",
+                        c5,
+                        "L2 higher in all (Table 2)",
+                        l2,
+                        short,
+                        metric,
+                        stat,
+                        Side::Above,
+                        0.0,
+                    )
+                };
+                self.add(
+                    c("accuracy"),
+                    "",
+                    self.accuracy(l2),
+                    self.accuracy(short),
+                    String::new(),
+                );
+                for ood in &self.sets.clone() {
+                    self.add(
+                        c("auroc"),
+                        ood,
+                        self.auroc(l2, ood),
+                        self.auroc(short, ood),
+                        String::new(),
+                    );
+                }
+            }
+            for ood in &self.sets.clone() {
+                let (a, b) = (self.auroc(l2, ood), self.auroc(short, ood));
+                if let (Some(&min), Some(&max)) = (
+                    a.iter().min_by(|x, y| x.total_cmp(y)),
+                    b.iter().max_by(|x, y| x.total_cmp(y)),
+                ) {
+                    // L2's worst seed against no-L2's best: a comparison of extremes, no interval.
+                    let worst = "ablation: L2's worst (min) AUROC >= no L2's best (max)";
+                    let v = if a.len().min(b.len()) < MIN_SEEDS {
+                        Verdict::Inconclusive
+                    } else if min >= max {
+                        Verdict::Supported
+                    } else {
+                        Verdict::Contradicted
+                    };
+                    self.out.push(Judged {
+                        block: self.block.into(),
+                        claim: "C5".into(),
+                        statement: worst.into(),
+                        ood: ood.clone(),
+                        a: l2.clone(),
+                        b: short.clone(),
+                        metric: "auroc".into(),
+                        stat: Stat::MinVsMax,
+                        a_value: min,
+                        b_value: max,
+                        difference: min - max,
+                        interval: [min - max, min - max],
+                        side: Side::Above,
+                        margin: 0.0,
+                        seeds: [a.len(), b.len()],
+                        verdict: v,
+                        paper: "L2's min above no L2's max (Table 2)".into(),
+                        scale: self.scale.into(),
+                        note: "min and max of the seeds themselves (no resampling)".into(),
+                    });
+                }
             }
         }
     }
-    // C7: every softmax score's AUROC below GDA's, per model: the paired per-seed difference.
-    for run in roles.models() {
-        for ood in &sets {
-            let gda = auroc(run, ood);
-            for score in SOFTMAX_SCORES {
-                let s = final_auroc(rows, runs, run, ood, score, "");
-                if s.len() != gda.len() {
-                    continue;
+
+    /// C6: each NC measure lower with L2 at the short schedule, at both no-L2 schedules.
+    fn collapse(&mut self) {
+        let points = collapse_points(self.rows, self.runs, self.roles);
+        if let Some((l2, e_l2, _)) = points.first() {
+            for (run, e, what) in &points[1..] {
+                for (m, name) in NC_MEASURES {
+                    let (a, b) = (
+                        tracked_at(self.rows, l2, *e_l2, m),
+                        tracked_at(self.rows, run, *e, m),
+                    );
+                    let (ma, mb) = (Stat::Mean.of(&a), Stat::Mean.of(&b));
+                    let ratio = if ma > 0.0 {
+                        format!("{:.3}x", mb / ma)
+                    } else {
+                        "- (L2 short is 0)".into()
+                    };
+                    let note = format!(
+                        "{name}: {what} / L2 short = {ratio}; each on the features its head reads (L2: normalised)"
+                    );
+                    let c6 = "collapse: each of NC1-4 lower with L2-short than without L2 (short and long schedule); about 10x lower at equal epochs";
+                    self.add(
+                        claim(
+                            "C6",
+                            c6,
+                            "all lower; ~10x at equal epochs (Table 3)",
+                            &format!("{l2} e{e_l2}"),
+                            &format!("{run} e{e}"),
+                            m,
+                            Stat::Mean,
+                            Side::Below,
+                            0.0,
+                        ),
+                        "",
+                        a,
+                        b,
+                        note,
+                    );
                 }
-                let d: Vec<f64> = s.iter().zip(&gda).map(|(s, g)| s - g).collect();
-                let c7 = "softmax: every softmax-family score's AUROC below GDA's (per seed, score - GDA)";
-                let note = format!("{score} - gda on {run}");
-                add(
-                    &mut out,
+            }
+        }
+    }
+
+    /// C7: every softmax score's AUROC below GDA's, per model: the paired per-seed difference.
+    fn softmax(&mut self) {
+        for run in self.roles.models() {
+            for ood in &self.sets.clone() {
+                let gda = self.auroc(run, ood);
+                for score in SOFTMAX_SCORES {
+                    let s = final_auroc(self.rows, self.runs, run, ood, score, "");
+                    if s.len() != gda.len() {
+                        continue;
+                    }
+                    let d: Vec<f64> = s.iter().zip(&gda).map(|(s, g)| s - g).collect();
+                    let c7 = "softmax: every softmax-family score's AUROC below GDA's (per seed, score - GDA)";
+                    let note = format!("{score} - gda on {run}");
+                    self.add(
+                        claim(
+                            "C7",
+                            c7,
+                            "below GDA for all but RN50 no-L2 350 (Table 4)",
+                            run,
+                            "0",
+                            score,
+                            Stat::Mean,
+                            Side::Below,
+                            0.0,
+                        ),
+                        ood,
+                        d.clone(),
+                        zeros(&d),
+                        note,
+                    );
+                }
+            }
+        }
+    }
+
+    /// C8: over the no-L2 long runs' training, NC1 falls as AUROC rises (rho < 0 per run), and
+    /// AUROC falls slightly after its peak.
+    fn nc_tracks_ood(&mut self) {
+        if let Some(long) = &self.roles.nol2_long {
+            let rhos: Vec<f64> = tracked_rho(self.rows, long, "nc1", "auroc")
+                .into_values()
+                .collect();
+            let falls: Vec<f64> = tracked(self.rows, long, "auroc")
+                .values()
+                .filter_map(|a| {
+                    let peak = a.iter().map(|p| p.1).reduce(f64::max)?;
+                    Some(peak - a.last()?.1)
+                })
+                .collect();
+            if !rhos.is_empty() {
+                let mut sorted = rhos.clone();
+                sorted.sort_by(f64::total_cmp);
+                let note = format!(
+                    "rho per run: min {:.3}, median {:.3}, max {:.3}; AUROC fall after its peak: mean {:.4}",
+                    sorted[0],
+                    quantile(&sorted, 0.5),
+                    sorted[sorted.len() - 1],
+                    Stat::Mean.of(&falls)
+                );
+                let c8 = "NC tracks OoD: over training without L2 (long), Spearman rho(NC1, AUROC) across epochs < 0 per run";
+                let ood = tracked_ood(self.rows, long);
+                self.add(
                     claim(
-                        "C7",
-                        c7,
-                        "below GDA for all but RN50 no-L2 350 (Table 4)",
-                        run,
+                        "C8",
+                        c8,
+                        "NC falls as AUROC rises; slight fall after the peak (Figure 3)",
+                        long,
                         "0",
-                        score,
+                        "spearman(nc1, auroc)",
                         Stat::Mean,
                         Side::Below,
                         0.0,
                     ),
-                    ood,
-                    d.clone(),
-                    zeros(&d),
+                    &ood,
+                    rhos.clone(),
+                    zeros(&rhos),
                     note,
                 );
             }
         }
     }
-    // C8: over the no-L2 long runs' training, NC1 falls as AUROC rises (rho < 0 per run), and
-    // AUROC falls slightly after its peak.
-    if let Some(long) = &roles.nol2_long {
-        let rhos: Vec<f64> = tracked_rho(rows, long, "nc1", "auroc")
-            .into_values()
-            .collect();
-        let falls: Vec<f64> = tracked(rows, long, "auroc")
-            .values()
-            .filter_map(|a| {
-                let peak = a.iter().map(|p| p.1).reduce(f64::max)?;
-                Some(peak - a.last()?.1)
-            })
-            .collect();
-        if !rhos.is_empty() {
-            let mut sorted = rhos.clone();
-            sorted.sort_by(f64::total_cmp);
-            let note = format!(
-                "rho per run: min {:.3}, median {:.3}, max {:.3}; AUROC fall after its peak: mean {:.4}",
-                sorted[0],
-                quantile(&sorted, 0.5),
-                sorted[sorted.len() - 1],
-                Stat::Mean.of(&falls)
+
+    /// C9 and C10: the intervention (SPEC 7), on the tracked curves. Both groups of a seed start
+    /// from the same checkpoint, so they are compared per seed (paired). Returns the NC group's
+    /// highest change of top-N false positives per seed (C10's yardstick for over-training).
+    fn intervention(&mut self, interventions: &[InterventionSpec]) -> Vec<f64> {
+        let mut nc_rise = vec![];
+        for i in interventions {
+            let (g_nc, g_control) = (
+                intervention_run(&i.source, i.from_epoch, "nc"),
+                intervention_run(&i.source, i.from_epoch, "control"),
             );
-            let c8 = "NC tracks OoD: over training without L2 (long), Spearman rho(NC1, AUROC) across epochs < 0 per run";
-            let ood = tracked_ood(rows, long);
-            add(
-                &mut out,
+            // Per seed, the change of `metric` from the intervention's start (the source's tracked
+            // value at from_epoch) to each of its epochs.
+            let changes = |g: &str, metric: &str| -> BTreeMap<u64, Vec<(usize, f64)>> {
+                let start = tracked(self.rows, &i.source, metric);
+                tracked(self.rows, g, metric)
+                    .into_iter()
+                    .filter_map(|(s, v)| {
+                        let b = start.get(&s)?.iter().find(|p| p.0 == i.from_epoch)?.1;
+                        Some((s, v.iter().map(|p| (p.0, p.1 - b)).collect()))
+                    })
+                    .collect()
+            };
+            // Per seed (paired), f(nc) - f(control).
+            let paired = |metric: &str, f: &dyn Fn(&[Point]) -> Option<f64>| -> Vec<f64> {
+                let (nc, control) = (changes(&g_nc, metric), changes(&g_control, metric));
+                nc.iter()
+                    .filter_map(|(s, v)| Some(f(v)? - f(control.get(s)?)?))
+                    .collect()
+            };
+            let at = |e: usize| move |v: &[(usize, f64)]| v.iter().find(|p| p.0 == e).map(|p| p.1);
+            let max = |v: &[(usize, f64)]| v.iter().map(|p| p.1).reduce(f64::max);
+            let mean_at = |g: &str, e: usize| {
+                let v: Vec<f64> = changes(g, "auroc")
+                    .values()
+                    .filter_map(|v| at(e)(v))
+                    .collect();
+                (!v.is_empty()).then(|| Stat::Mean.of(&v))
+            };
+            let best_control = (1..=i.epochs)
+                .filter_map(|e| mean_at(&g_control, e))
+                .fold(f64::NEG_INFINITY, f64::max);
+            // SPEC 7: was the source on a plateau when the intervention began?
+            let before = |metric: &str| {
+                let d: Vec<f64> = tracked(self.rows, &i.source, metric)
+                    .values()
+                    .filter_map(|v| {
+                        Some(at(i.from_epoch)(v)? - at(i.from_epoch.checked_sub(1)?)(v)?)
+                    })
+                    .collect();
+                (!d.is_empty()).then(|| Stat::Mean.of(&d))
+            };
+            let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:+.4}"));
+            let count = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:+.1}"));
+            let note = format!(
+                "mean gains after 2 epochs: NC {}, control {}; control's best mean gain within {} epochs: {best_control:+.4} (paper: +0.017 within 20); the source's change over the epoch before {}: AUROC {}, test accuracy {} (SPEC 7 asks for a plateau)",
+                fmt(mean_at(&g_nc, 2)),
+                fmt(mean_at(&g_control, 2)),
+                i.epochs,
+                i.from_epoch,
+                fmt(before("auroc")),
+                fmt(before("test_acc"))
+            );
+            let gain = paired("auroc", &at(2));
+            let c9 = "intervention: AUROC gain after 2 epochs, NC-loss group > control (per seed, NC - control)";
+            self.add(
                 claim(
-                    "C8",
-                    c8,
-                    "NC falls as AUROC rises; slight fall after the peak (Figure 3)",
-                    long,
-                    "0",
-                    "spearman(nc1, auroc)",
+                    "C9",
+                    c9,
+                    "+0.038 vs +0.008 (Figure 4)",
+                    &g_nc,
+                    &g_control,
+                    "auroc gain",
                     Stat::Mean,
-                    Side::Below,
+                    Side::Above,
                     0.0,
                 ),
-                &ood,
-                rhos.clone(),
-                zeros(&rhos),
+                "",
+                gain.clone(),
+                zeros(&gain),
                 note,
             );
+            let fp = changes(&g_nc, "topn_false_positives");
+            let mean_of = |pick: fn(f64, f64) -> f64| {
+                let v: Vec<f64> = fp
+                    .values()
+                    .filter_map(|v| v.iter().map(|p| p.1).reduce(pick))
+                    .collect();
+                (!v.is_empty()).then(|| Stat::Mean.of(&v))
+            };
+            let note = format!(
+                "NC group's change from the start: lowest {}, highest {} (means over seeds)",
+                count(mean_of(f64::min)),
+                count(mean_of(f64::max))
+            );
+            let more = paired("topn_false_positives", &max);
+            let c10 = "false positives: the NC loss raises top-N false positives within the intervention more than the control does (per seed, highest change NC - control)";
+            self.add(
+                claim(
+                    "C10",
+                    c10,
+                    "+500 on average within 20 epochs (Figure 5)",
+                    &g_nc,
+                    &g_control,
+                    "topn_false_positives rise",
+                    Stat::Mean,
+                    Side::Above,
+                    0.0,
+                ),
+                "",
+                more.clone(),
+                zeros(&more),
+                note,
+            );
+            nc_rise.extend(fp.values().filter_map(|v| max(v)));
         }
+        nc_rise
     }
-    // C9 and C10: the intervention (SPEC 7), on the tracked curves. Both groups of a seed start
-    // from the same checkpoint, so they are compared per seed (paired).
-    let mut nc_rise = vec![];
-    for i in interventions {
-        let (g_nc, g_control) = (
-            intervention_run(&i.source, i.from_epoch, "nc"),
-            intervention_run(&i.source, i.from_epoch, "control"),
-        );
-        // Per seed, the change of `metric` from the intervention's start (the source's tracked
-        // value at from_epoch) to each of its epochs.
-        let changes = |g: &str, metric: &str| -> BTreeMap<u64, Vec<(usize, f64)>> {
-            let start = tracked(rows, &i.source, metric);
-            tracked(rows, g, metric)
-                .into_iter()
-                .filter_map(|(s, v)| {
-                    let b = start.get(&s)?.iter().find(|p| p.0 == i.from_epoch)?.1;
-                    Some((s, v.iter().map(|p| (p.0, p.1 - b)).collect()))
+
+    /// C10, over-training: the net change of top-N false positives from the source's last epoch
+    /// to the over-training's.
+    fn overtraining(&mut self, nc_rise: &[f64]) {
+        let added = |over: &str| -> Vec<f64> {
+            let (Some(start), Some(end)) = (
+                self.runs
+                    .iter()
+                    .find(|r| r.name == over)
+                    .map(|r| r.first_epoch - 1),
+                final_epoch(self.runs, over),
+            ) else {
+                return vec![];
+            };
+            tracked(self.rows, over, "topn_false_positives")
+                .values()
+                .filter_map(|v| {
+                    let at = |e| v.iter().find(|p| p.0 == e).map(|p| p.1);
+                    Some(at(end)? - at(start)?)
                 })
                 .collect()
         };
-        // Per seed (paired), f(nc) - f(control).
-        let paired = |metric: &str, f: &dyn Fn(&[Point]) -> Option<f64>| -> Vec<f64> {
-            let (nc, control) = (changes(&g_nc, metric), changes(&g_control, metric));
-            nc.iter()
-                .filter_map(|(s, v)| Some(f(v)? - f(control.get(s)?)?))
-                .collect()
-        };
-        let at = |e: usize| move |v: &[(usize, f64)]| v.iter().find(|p| p.0 == e).map(|p| p.1);
-        let max = |v: &[(usize, f64)]| v.iter().map(|p| p.1).reduce(f64::max);
-        let mean_at = |g: &str, e: usize| {
-            let v: Vec<f64> = changes(g, "auroc")
-                .values()
-                .filter_map(|v| at(e)(v))
-                .collect();
-            (!v.is_empty()).then(|| Stat::Mean.of(&v))
-        };
-        let best_control = (1..=i.epochs)
-            .filter_map(|e| mean_at(&g_control, e))
-            .fold(f64::NEG_INFINITY, f64::max);
-        // SPEC 7: was the source on a plateau when the intervention began?
-        let before = |metric: &str| {
-            let d: Vec<f64> = tracked(rows, &i.source, metric)
-                .values()
-                .filter_map(|v| Some(at(i.from_epoch)(v)? - at(i.from_epoch.checked_sub(1)?)(v)?))
-                .collect();
-            (!d.is_empty()).then(|| Stat::Mean.of(&d))
-        };
-        let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:+.4}"));
-        let count = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:+.1}"));
-        let note = format!(
-            "mean gains after 2 epochs: NC {}, control {}; control's best mean gain within {} epochs: {best_control:+.4} (paper: +0.017 within 20); the source's change over the epoch before {}: AUROC {}, test accuracy {} (SPEC 7 asks for a plateau)",
-            fmt(mean_at(&g_nc, 2)),
-            fmt(mean_at(&g_control, 2)),
-            i.epochs,
-            i.from_epoch,
-            fmt(before("auroc")),
-            fmt(before("test_acc"))
-        );
-        let gain = paired("auroc", &at(2));
-        let c9 = "intervention: AUROC gain after 2 epochs, NC-loss group > control (per seed, NC - control)";
-        add(
-            &mut out,
-            claim(
-                "C9",
-                c9,
-                "+0.038 vs +0.008 (Figure 4)",
-                &g_nc,
-                &g_control,
-                "auroc gain",
-                Stat::Mean,
-                Side::Above,
-                0.0,
-            ),
-            "",
-            gain.clone(),
-            zeros(&gain),
-            note,
-        );
-        let fp = changes(&g_nc, "topn_false_positives");
-        let mean_of = |pick: fn(f64, f64) -> f64| {
-            let v: Vec<f64> = fp
-                .values()
-                .filter_map(|v| v.iter().map(|p| p.1).reduce(pick))
-                .collect();
-            (!v.is_empty()).then(|| Stat::Mean.of(&v))
-        };
-        let note = format!(
-            "NC group's change from the start: lowest {}, highest {} (means over seeds)",
-            count(mean_of(f64::min)),
-            count(mean_of(f64::max))
-        );
-        let more = paired("topn_false_positives", &max);
-        let c10 = "false positives: the NC loss raises top-N false positives within the intervention more than the control does (per seed, highest change NC - control)";
-        add(
-            &mut out,
-            claim(
-                "C10",
-                c10,
-                "+500 on average within 20 epochs (Figure 5)",
-                &g_nc,
-                &g_control,
-                "topn_false_positives rise",
-                Stat::Mean,
-                Side::Above,
-                0.0,
-            ),
-            "",
-            more.clone(),
-            zeros(&more),
-            note,
-        );
-        nc_rise.extend(fp.values().filter_map(|v| max(v)));
+        if let Some(o) = &self.roles.l2_overtrain {
+            let c = "false positives: over-training L2-short to 2.5x adds far fewer than the NC loss (net change vs the NC group's highest)";
+            let a = added(o);
+            self.add(
+                claim(
+                    "C10",
+                    c,
+                    "+54 over 90 epochs vs +500",
+                    o,
+                    "nc loss",
+                    "topn_false_positives added",
+                    Stat::Mean,
+                    Side::Below,
+                    0.0,
+                ),
+                "",
+                a,
+                nc_rise.to_vec(),
+                String::new(),
+            );
+        }
+        if let Some(o) = &self.roles.nol2_overtrain {
+            let c =
+                "false positives: over-training no-L2-long to 1.43x adds at most ~20 (net change)";
+            let a = added(o);
+            self.add(
+                claim(
+                    "C10",
+                    c,
+                    "at most ~20 (Figure 5)",
+                    o,
+                    "0",
+                    "topn_false_positives added",
+                    Stat::Mean,
+                    Side::Below,
+                    20.0,
+                ),
+                "",
+                a.clone(),
+                zeros(&a),
+                String::new(),
+            );
+        }
     }
-    // C10, over-training: the net change of top-N false positives from the source's last epoch
-    // to the over-training's.
-    let added = |over: &str| -> Vec<f64> {
-        let (Some(start), Some(end)) = (
-            runs.iter()
-                .find(|r| r.name == over)
-                .map(|r| r.first_epoch - 1),
-            final_epoch(runs, over),
-        ) else {
-            return vec![];
-        };
-        tracked(rows, over, "topn_false_positives")
-            .values()
-            .filter_map(|v| {
-                let at = |e| v.iter().find(|p| p.0 == e).map(|p| p.1);
-                Some(at(end)? - at(start)?)
-            })
-            .collect()
-    };
-    if let Some(o) = &roles.l2_overtrain {
-        let c = "false positives: over-training L2-short to 2.5x adds far fewer than the NC loss (net change vs the NC group's highest)";
-        let a = added(o);
-        add(
-            &mut out,
-            claim(
-                "C10",
-                c,
-                "+54 over 90 epochs vs +500",
-                o,
-                "nc loss",
-                "topn_false_positives added",
-                Stat::Mean,
-                Side::Below,
-                0.0,
-            ),
-            "",
-            a,
-            nc_rise.clone(),
-            none(),
-        );
-    }
-    if let Some(o) = &roles.nol2_overtrain {
-        let c = "false positives: over-training no-L2-long to 1.43x adds at most ~20 (net change)";
-        let a = added(o);
-        add(
-            &mut out,
-            claim(
-                "C10",
-                c,
-                "at most ~20 (Figure 5)",
-                o,
-                "0",
-                "topn_false_positives added",
-                Stat::Mean,
-                Side::Below,
-                20.0,
-            ),
-            "",
-            a.clone(),
-            zeros(&a),
-            none(),
-        );
-    }
-    // C11: over-training L2 to the long schedule.
-    if let (Some(short), Some(long)) = (&roles.l2_short, &roles.l2_long) {
-        let c11 = "over-training L2 to the long schedule: accuracy slightly up, AUROC clearly down vs L2-short";
-        add(
-            &mut out,
-            claim(
-                "C11",
-                c11,
-                "accuracy up, AUROC down (Table 6)",
-                long,
-                short,
-                "accuracy",
-                Stat::Mean,
-                Side::Above,
-                0.0,
-            ),
-            "",
-            accuracy(long),
-            accuracy(short),
-            none(),
-        );
-        for ood in &sets {
-            add(
-                &mut out,
+
+    /// C11: over-training L2 to the long schedule.
+    fn l2_long(&mut self) {
+        if let (Some(short), Some(long)) = (&self.roles.l2_short, &self.roles.l2_long) {
+            let c11 = "over-training L2 to the long schedule: accuracy slightly up, AUROC clearly down vs L2-short";
+            self.add(
                 claim(
                     "C11",
                     c11,
                     "accuracy up, AUROC down (Table 6)",
                     long,
                     short,
-                    "auroc",
+                    "accuracy",
                     Stat::Mean,
-                    Side::Below,
+                    Side::Above,
                     0.0,
                 ),
-                ood,
-                auroc(long, ood),
-                auroc(short, ood),
-                none(),
+                "",
+                self.accuracy(long),
+                self.accuracy(short),
+                String::new(),
             );
-        }
-    }
-    // C12: across seeds, NC1 at each run's peak-AUROC epoch vs the peak AUROC: weakly correlated.
-    if let Some(long) = &roles.nol2_long {
-        let nc1 = tracked(rows, long, "nc1");
-        let (mut x, mut y) = (vec![], vec![]);
-        for (s, a) in tracked(rows, long, "auroc") {
-            let Some(peak) = a
-                .iter()
-                .copied()
-                .reduce(|p, q| if q.1 > p.1 { q } else { p })
-            else {
-                continue;
-            };
-            if let Some(n) = nc1.get(&s).and_then(|v| v.iter().find(|p| p.0 == peak.0)) {
-                x.push(n.1);
-                y.push(peak.1);
+            for ood in &self.sets.clone() {
+                self.add(
+                    claim(
+                        "C11",
+                        c11,
+                        "accuracy up, AUROC down (Table 6)",
+                        long,
+                        short,
+                        "auroc",
+                        Stat::Mean,
+                        Side::Below,
+                        0.0,
+                    ),
+                    ood,
+                    self.auroc(long, ood),
+                    self.auroc(short, ood),
+                    String::new(),
+                );
             }
         }
-        let seed = stream(&[block, "C12", long]);
-        if let Some((rho, interval)) = bootstrap_spearman(&x, &y, seed) {
-            let n = [x.len(), x.len()];
-            out.push(Judged {
-                block: block.into(),
-                claim: "C12".into(),
-                statement: format!("peak AUROC is not predicted by the amount of NC: across seeds, |Spearman rho(NC1 at the peak epoch, peak AUROC)| < {WEAK}"),
-                ood: String::new(),
-                a: long.clone(),
-                b: String::new(),
-                metric: "spearman(nc1 at peak, peak auroc)".into(),
-                stat: Stat::Rho,
-                a_value: rho,
-                b_value: 0.0,
-                difference: rho,
-                interval,
-                side: Side::Within,
-                margin: WEAK,
-                seeds: n,
-                verdict: verdict(interval, Side::Within, WEAK, n),
-                paper: "weak correlation".into(),
-                scale: scale.into(),
-                note: format!("|rho| < {WEAK} counts as weak: this project's threshold (SPEC 8 names none); with few seeds the interval is wide and the verdict inconclusive"),
-            });
+    }
+
+    /// C12: across seeds, NC1 at each run's peak-AUROC epoch vs the peak AUROC: weakly correlated.
+    fn peak(&mut self) {
+        if let Some(long) = &self.roles.nol2_long {
+            let nc1 = tracked(self.rows, long, "nc1");
+            let (mut x, mut y) = (vec![], vec![]);
+            for (s, a) in tracked(self.rows, long, "auroc") {
+                let Some(peak) = a
+                    .iter()
+                    .copied()
+                    .reduce(|p, q| if q.1 > p.1 { q } else { p })
+                else {
+                    continue;
+                };
+                if let Some(n) = nc1.get(&s).and_then(|v| v.iter().find(|p| p.0 == peak.0)) {
+                    x.push(n.1);
+                    y.push(peak.1);
+                }
+            }
+            let seed = stream(&[self.block, "C12", long]);
+            if let Some((rho, interval)) = bootstrap_spearman(&x, &y, seed) {
+                let n = [x.len(), x.len()];
+                self.out.push(Judged {
+                    block: self.block.into(),
+                    claim: "C12".into(),
+                    statement: format!("peak AUROC is not predicted by the amount of NC: across seeds, |Spearman rho(NC1 at the peak epoch, peak AUROC)| < {WEAK}"),
+                    ood: String::new(),
+                    a: long.clone(),
+                    b: String::new(),
+                    metric: "spearman(nc1 at peak, peak auroc)".into(),
+                    stat: Stat::Rho,
+                    a_value: rho,
+                    b_value: 0.0,
+                    difference: rho,
+                    interval,
+                    side: Side::Within,
+                    margin: WEAK,
+                    seeds: n,
+                    verdict: verdict(interval, Side::Within, WEAK, n),
+                    paper: "weak correlation".into(),
+                    scale: self.scale.into(),
+                    note: format!("|rho| < {WEAK} counts as weak: this project's threshold (SPEC 8 names none); with few seeds the interval is wide and the verdict inconclusive"),
+                });
+            }
         }
     }
-    out
 }
 
 /// A comparison, its fields in order (the claims above read as a table).
