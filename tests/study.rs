@@ -528,3 +528,57 @@ fn a_study_runs_resumes_and_survives_kills() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds another study"));
 }
+
+#[test]
+fn presets_plan_and_the_paper_names_its_missing_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (preset, tasks) in [("quick", 45), ("cpu", 75)] {
+        let out = common::run_ok(
+            ncood()
+                .args(["reproduce", "--preset", preset, "--dry-run", "--out"])
+                .arg(tmp.path().join(preset)),
+        );
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            plan.lines().filter(|l| l.contains(" absent ")).count(),
+            tasks,
+            "{plan}"
+        );
+    }
+    // The paper's plan previews without its data; running it names every missing file.
+    let empty = tmp.path().join("no-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = tmp.path().join("paper");
+    let plan = common::run_ok(
+        ncood()
+            .args(["study", "run", "paper", "--dry-run", "--out"])
+            .arg(&out)
+            .env("NCOOD_DATA", &empty),
+    );
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("train rn50-l2-short s14"));
+    let run = ncood()
+        .args(["study", "run", "paper", "--out"])
+        .arg(&out)
+        .env("NCOOD_DATA", &empty)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    for file in [
+        "cifar10/cifar-10-binary.tar.gz",
+        "svhn/test_32x32.mat",
+        "cifar100/cifar-100-binary.tar.gz",
+    ] {
+        assert!(err.contains(file), "{file} not named in: {err}");
+    }
+    assert!(
+        !out.exists(),
+        "nothing is written before the data are there"
+    );
+    let bad = ncood()
+        .args(["reproduce", "--preset", "huge"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("quick, cpu, paper"));
+}
