@@ -809,7 +809,7 @@ impl Judge<'_> {
                 self.out.push(Judged {
                     block: self.block.into(),
                     claim: "C12".into(),
-                    statement: format!("peak AUROC is not predicted by the amount of NC: across seeds, |Spearman rho(NC1 at the peak epoch, peak AUROC)| < {WEAK}"),
+                    statement: format!("peak AUROC is not predicted by the amount of NC: across seeds, abs(Spearman rho(NC1 at the peak epoch, peak AUROC)) < {WEAK}"),
                     ood: String::new(),
                     a: long.clone(),
                     b: String::new(),
@@ -825,7 +825,7 @@ impl Judge<'_> {
                     verdict: verdict(interval, Side::Within, WEAK, n),
                     paper: "weak correlation".into(),
                     scale: self.scale.into(),
-                    note: format!("|rho| < {WEAK} counts as weak: this project's threshold (SPEC 8 names none); with few seeds the interval is wide and the verdict inconclusive"),
+                    note: format!("abs(rho) < {WEAK} counts as weak: this project's threshold (SPEC 8 names none); with few seeds the interval is wide and the verdict inconclusive"),
                 });
             }
         }
@@ -875,13 +875,11 @@ pub const WEAK: f64 = 0.5;
 /// The judged claims as Markdown: each claim's statement, then one table row per comparison,
 /// then the scale they were judged at.
 pub fn markdown(judged: &[Judged]) -> String {
-    let mut s = String::new();
-    let mut said: Vec<(&str, &str)> = vec![];
-    for j in judged {
-        if !said.contains(&(&j.claim, &j.statement)) {
-            said.push((&j.claim, &j.statement));
-            s += &format!("- **{}**: {}\n", j.claim, j.statement);
-        }
+    let mut s = String::from(
+        "| claim | statement | supported | contradicted | inconclusive |\n|---|---|---|---|---|\n",
+    );
+    for (claim, statement, [yes, no, open]) in summary(judged) {
+        s += &format!("| {claim} | {statement} | {yes} | {no} | {open} |\n");
     }
     s += "\n| claim | OoD set | compared | this study | paper | difference [95% CI] | verdict | note |\n|---|---|---|---|---|---|---|---|\n";
     for j in judged {
@@ -906,6 +904,26 @@ pub fn markdown(judged: &[Judged]) -> String {
         s += &format!("\nJudged at this study's scale: {}.\n", j.scale);
     }
     s
+}
+
+/// Per (claim, statement), in order of appearance, how many comparisons were supported,
+/// contradicted and inconclusive: the report's first answer to "does the claim hold here?".
+pub fn summary(judged: &[Judged]) -> Vec<(&str, &str, [usize; 3])> {
+    let mut out: Vec<(&str, &str, [usize; 3])> = vec![];
+    for j in judged {
+        let k = match out
+            .iter()
+            .position(|o| o.0 == j.claim && o.1 == j.statement)
+        {
+            Some(k) => k,
+            None => {
+                out.push((&j.claim, &j.statement, [0; 3]));
+                out.len() - 1
+            }
+        };
+        out[k].2[j.verdict as usize] += 1;
+    }
+    out
 }
 
 /// "mean auroc", "min accuracy", ...

@@ -90,15 +90,17 @@ fn table_html(t: &Table) -> String {
 }
 
 fn claims_html(judged: &[Judged]) -> String {
-    let mut s = String::from("<ul>");
-    let mut said: Vec<(&str, &str)> = vec![];
-    for j in judged {
-        if !said.contains(&(&j.claim, &j.statement)) {
-            said.push((&j.claim, &j.statement));
-            s += &format!("<li><b>{}</b>: {}</li>", esc(&j.claim), esc(&j.statement));
-        }
+    let mut s = String::from(
+        "<div class=\"scroll\"><table><tr><th>claim</th><th>statement</th><th>supported</th><th>contradicted</th><th>inconclusive</th></tr>",
+    );
+    for (claim, statement, [yes, no, open]) in claims::summary(judged) {
+        s += &format!(
+            "<tr><td><b>{}</b></td><td style=\"white-space:normal\">{}</td><td class=\"supported\">{yes}</td><td class=\"contradicted\">{no}</td><td class=\"inconclusive\">{open}</td></tr>",
+            esc(claim),
+            esc(statement)
+        );
     }
-    s += "</ul><div class=\"scroll\"><table><tr><th>claim</th><th>OoD set</th><th>compared</th><th>this study</th><th>paper</th><th>difference [95% CI]</th><th>seeds</th><th>verdict</th><th>note</th></tr>";
+    s += "</table></div><p>Every comparison:</p><div class=\"scroll\"><table><tr><th>claim</th><th>OoD set</th><th>compared</th><th>this study</th><th>paper</th><th>difference [95% CI]</th><th>seeds</th><th>verdict</th><th>note</th></tr>";
     for j in judged {
         let class = claims::verdict_name(j.verdict);
         s += &format!(
