@@ -168,7 +168,7 @@ enum Command {
     /// Run a preset study and write its report: the paper's tables, figures and claims; prints
     /// the path of report.html.
     Reproduce {
-        /// quick (about 12 minutes on a 2-core CPU), cpu (hours) or paper (CIFAR, GPUs).
+        /// quick (about 9 minutes on a 2-core CPU), cpu (hours) or paper (CIFAR, GPUs).
         #[arg(long, default_value = "quick")]
         preset: String,
         /// Study directory (default studies-out/PRESET).

@@ -854,6 +854,20 @@ where
         .max_light_lines(0)
         .x_label_formatter(if p.log_x { &log } else { &linear })
         .y_label_formatter(if p.log_y { &log } else { &linear });
+    // Epochs are whole: at most one tick per epoch, no fractional labels.
+    let whole = |v: &f64| {
+        if (v - v.round()).abs() < 1e-9 {
+            number(*v)
+        } else {
+            String::new()
+        }
+    };
+    if p.x.contains("epoch") && !p.log_x && p.categories.is_empty() {
+        let span = points().map(|q| q.0).fold(0.0, f64::max)
+            - points().map(|q| q.0).fold(f64::INFINITY, f64::min);
+        mesh.x_label_formatter(&whole)
+            .x_labels((span as usize + 1).clamp(2, 12));
+    }
     if !p.categories.is_empty() {
         // One tick per category (plotters picks unit steps for n labels over n units).
         mesh.x_label_formatter(&category)
