@@ -582,3 +582,19 @@ fn presets_plan_and_the_paper_names_its_missing_files() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("quick, cpu, paper"));
 }
+
+#[test]
+fn the_cpu_preset_extends_a_study_of_its_first_two_variants() {
+    // results/cpu-study ran the preset's headline pair first; the whole preset continues it.
+    let cpu = ncood::study::preset("cpu").unwrap();
+    let first = StudySpec::from_toml(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/results/cpu-study/study.toml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cpu.extends(&first), Ok(()));
+    assert!(first.extends(&cpu).unwrap_err().contains("removed"));
+}
