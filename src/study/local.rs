@@ -195,7 +195,12 @@ pub fn run_pool(
                 let log = log_path(t);
                 let parent = log.parent().expect("a file in a folder");
                 std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                let file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+                // Appended: a retried task's log keeps what the failed attempt said.
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .map_err(|e| Error::io(&log, e))?;
                 let err = file.try_clone().map_err(|e| Error::io(&log, e))?;
                 let mut cmd = Command::new(exe);
                 cmd.arg("study")

@@ -139,7 +139,7 @@ fn script(a: &Array, exe: &Path, root: &Path, s: &SlurmSpec, c: Compute) -> Stri
         "mkdir -p \"${log%/*}\"".into(),
         format!("export OMP_NUM_THREADS={threads}"),
         format!(
-            "exec {} study task {} --id \"${{ids[$SLURM_ARRAY_TASK_ID]}}\" --threads {threads}{device} >\"$log\" 2>&1",
+            "exec {} study task {} --id \"${{ids[$SLURM_ARRAY_TASK_ID]}}\" --threads {threads}{device} >>\"$log\" 2>&1",
             quote(exe),
             quote(root)
         ),
@@ -433,7 +433,7 @@ logs=('/s/runs/a/s0/train.log' '/s/it'\''s.log')
 log=${logs[$SLURM_ARRAY_TASK_ID]}
 mkdir -p "${log%/*}"
 export OMP_NUM_THREADS=2
-exec '/bin/ncood' study task '/s' --id "${ids[$SLURM_ARRAY_TASK_ID]}" --threads 2 --device cuda >"$log" 2>&1
+exec '/bin/ncood' study task '/s' --id "${ids[$SLURM_ARRAY_TASK_ID]}" --threads 2 --device cuda >>"$log" 2>&1
 "#;
         assert_eq!(text, expected);
         // Without --threads: one CPU and one thread, or as many as cpus_per_task.
