@@ -4,6 +4,27 @@ use super::results::{Key, Row};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Mean, min and max over `n` seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub n: usize,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    /// None for no values (a cell the study has no data for).
+    pub fn of(x: &[f64]) -> Option<Stats> {
+        (!x.is_empty()).then(|| Stats {
+            n: x.len(),
+            mean: x.iter().sum::<f64>() / x.len() as f64,
+            min: x.iter().copied().fold(f64::INFINITY, f64::min),
+            max: x.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        })
+    }
+}
+
 /// Statistics over seeds. `std` and `se` are null for a single seed (undefined, not 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -32,8 +53,7 @@ pub fn aggregate(rows: &[Row]) -> Vec<Summary> {
         .map(|(key, mut v)| {
             v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
             let x: Vec<f64> = v.iter().map(|p| p.1).collect();
-            let n = x.len();
-            let mean = x.iter().sum::<f64>() / n as f64;
+            let Stats { n, mean, min, max } = Stats::of(&x).expect("a group has a value");
             let std = (n > 1).then(|| {
                 (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
             });
@@ -43,8 +63,8 @@ pub fn aggregate(rows: &[Row]) -> Vec<Summary> {
                 mean,
                 std,
                 se: std.map(|s| s / (n as f64).sqrt()),
-                min: x.iter().copied().fold(f64::INFINITY, f64::min),
-                max: x.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                min,
+                max,
             }
         })
         .collect()

@@ -4,7 +4,7 @@
 //! interval lies on the claimed side of the margin, contradicted when it lies on the other side,
 //! inconclusive when it straddles it or a group has fewer than 3 seeds.
 use super::aggregate::spearman;
-use super::results::{Row, final_epoch, tracked, tracked_ood, tracked_rho};
+use super::results::{Row, final_epoch, start_epoch, tracked, tracked_ood, tracked_rho};
 use super::tables::{
     NC_MEASURES, SOFTMAX_SCORES, collapse_points, final_accuracy, final_auroc, head, ood_sets,
     tracked_at,
@@ -280,62 +280,36 @@ impl Judge<'_> {
     /// C1-C4: L2 at the short schedule against no L2 at the long one, per OoD set.
     fn headline(&mut self) {
         if let (Some(l2), Some(long)) = (&self.roles.l2_short, &self.roles.nol2_long) {
+            // The same AUROC values per set, three statistics of them.
+            let claims = [
+                (
+                    "C1",
+                    "mean AUROC: L2 at the short schedule >= no L2 at the long one",
+                    "RN18: above; RN50: -0.01",
+                    Stat::Mean,
+                    Side::Above,
+                ),
+                (
+                    "C3",
+                    "worst case: min AUROC over seeds, L2-short > no-L2-long",
+                    "+0.047 RN18, +0.024 RN50",
+                    Stat::Min,
+                    Side::Above,
+                ),
+                (
+                    "C4",
+                    "spread: std of AUROC over seeds smaller with L2-short",
+                    "smaller (RN18, RN50)",
+                    Stat::Std,
+                    Side::Below,
+                ),
+            ];
             for ood in &self.sets.clone() {
                 let (a, b) = (self.auroc(l2, ood), self.auroc(long, ood));
-                let c1 = "mean AUROC: L2 at the short schedule >= no L2 at the long one";
-                self.add(
-                    claim(
-                        "C1",
-                        c1,
-                        "RN18: above; RN50: -0.01",
-                        l2,
-                        long,
-                        "auroc",
-                        Stat::Mean,
-                        Side::Above,
-                        0.0,
-                    ),
-                    ood,
-                    a.clone(),
-                    b.clone(),
-                    String::new(),
-                );
-                let c3 = "worst case: min AUROC over seeds, L2-short > no-L2-long";
-                self.add(
-                    claim(
-                        "C3",
-                        c3,
-                        "+0.047 RN18, +0.024 RN50",
-                        l2,
-                        long,
-                        "auroc",
-                        Stat::Min,
-                        Side::Above,
-                        0.0,
-                    ),
-                    ood,
-                    a.clone(),
-                    b.clone(),
-                    String::new(),
-                );
-                let c4 = "spread: std of AUROC over seeds smaller with L2-short";
-                self.add(
-                    claim(
-                        "C4",
-                        c4,
-                        "smaller (RN18, RN50)",
-                        l2,
-                        long,
-                        "auroc",
-                        Stat::Std,
-                        Side::Below,
-                        0.0,
-                    ),
-                    ood,
-                    a,
-                    b,
-                    String::new(),
-                );
+                for (id, statement, paper, stat, side) in claims {
+                    let c = claim(id, statement, paper, l2, long, "auroc", stat, side, 0.0);
+                    self.add(c, ood, a.clone(), b.clone(), String::new());
+                }
             }
             let c2 = "accuracy: L2-short at most 0.01 below no-L2-long";
             self.add(
@@ -680,13 +654,9 @@ impl Judge<'_> {
     /// to the over-training's.
     fn overtraining(&mut self, nc_rise: &[f64]) {
         let added = |over: &str| -> Vec<f64> {
-            let (Some(start), Some(end)) = (
-                self.runs
-                    .iter()
-                    .find(|r| r.name == over)
-                    .map(|r| r.first_epoch - 1),
-                final_epoch(self.runs, over),
-            ) else {
+            let (Some(start), Some(end)) =
+                (start_epoch(self.runs, over), final_epoch(self.runs, over))
+            else {
                 return vec![];
             };
             tracked(self.rows, over, "topn_false_positives")

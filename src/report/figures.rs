@@ -7,8 +7,9 @@
 //! is laid out and rasterised with DejaVu Sans embedded in the binary (the `dejavu` crate, through
 //! plotters' `ab_glyph` feature): the PNG has readable text on any machine, with no system font
 //! or fontconfig.
+use super::aggregate::Stats;
 use super::aggregate::spearman;
-use super::results::{Row, tracked_ood, tracked_rho};
+use super::results::{Row, start_epoch, tracked_ood, tracked_rho};
 use crate::error::{Error, Result};
 use crate::study::plan::RunRef;
 use crate::study::spec::{InterventionSpec, StudySpec};
@@ -33,12 +34,12 @@ pub struct Figure {
 /// Draws every figure the study's rows allow into `dir` as NAME.svg and NAME.png; figures whose
 /// data are absent are left out.
 pub fn draw(rows: &[Row], runs: &[RunRef], spec: &StudySpec, dir: &Path) -> Result<Vec<Figure>> {
-    let mut plots = fig3(rows, spec);
+    let mut plots = fig3(rows, spec)?;
     plots.extend(fig4(rows, spec));
-    plots.extend(fig5(rows, spec));
+    plots.extend(fig5(rows, runs, spec));
     plots.extend(fig7(rows, spec));
     plots.extend(auroc_strip(rows, runs, spec));
-    plots.extend(nc1_auroc(rows, runs, spec));
+    plots.extend(nc1_auroc(rows, runs));
     if !plots.is_empty() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -181,58 +182,25 @@ fn series(label: impl Into<String>, style: Style, seeds: PerSeed) -> Series {
     }
 }
 
-/// A file-stem-safe lower-case form of a label ("ResNet 18" -> "resnet-18").
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-/// Where over-training run `run` starts: its source's last logged epoch. An over-training run's
-/// log repeats its source's epochs, which must not count twice.
-fn overtrain_start(rows: &[Row], spec: &StudySpec, run: &str) -> Option<usize> {
-    let o = spec.overtrains.iter().find(|o| o.name == run)?;
-    rows.iter()
-        .filter(|r| r.key.source == "log" && r.key.run == o.source)
-        .map(|r| r.key.epoch)
-        .max()
-}
-
 /// "mean [min, max]" of values, for captions.
 fn spread(v: &[f64]) -> String {
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!(
-        "{:+.3} [{min:+.3}, {max:+.3}]",
-        v.iter().sum::<f64>() / v.len() as f64
-    )
+    Stats::of(v).map_or_else(String::new, |s| {
+        format!("{:+.3} [{:+.3}, {:+.3}]", s.mean, s.min, s.max)
+    })
 }
 
 const BAND: &str = "Lines: mean over seeds; bands: min to max over seeds.";
 
 /// Figure 3, one per architecture block: the NC measures and the tracked GDA AUROC over the
 /// epochs of the no-L2 long runs, with Spearman's rho of NC1 vs AUROC per seed (C8).
-fn fig3(rows: &[Row], spec: &StudySpec) -> Vec<Plot> {
+fn fig3(rows: &[Row], spec: &StudySpec) -> Result<Vec<Plot>> {
     let mut plots: Vec<Plot> = vec![];
     for roles in &spec.roles {
         let Some(run) = roles.nol2_long.as_deref() else {
             continue;
         };
-        let label = if roles.label.is_empty() {
-            spec.variant(run)
-                .and_then(|v| spec.run_config(v, *v.seeds.first()?).ok())
-                .map(|c| c.model.arch.name().to_string())
-                .unwrap_or_else(|| run.to_string())
-        } else {
-            roles.label.clone()
-        };
-        let name = format!("fig3-{}", slug(&label));
+        let label = super::label(spec, roles)?;
+        let name = format!("fig3-{}", super::slug(&label));
         if plots.iter().any(|p| p.name == name) {
             continue;
         }
@@ -279,7 +247,7 @@ fn fig3(rows: &[Row], spec: &StudySpec) -> Vec<Plot> {
             panels,
         ));
     }
-    plots
+    Ok(plots)
 }
 
 /// The intervention's groups as (run name, legend label).
@@ -382,7 +350,7 @@ fn fig4(rows: &[Row], spec: &StudySpec) -> Option<Plot> {
 
 /// Figure 5: top-N false positives under the intervention (control vs NC) and while over-training
 /// (L2 short and no-L2 long continued), C10.
-fn fig5(rows: &[Row], spec: &StudySpec) -> Option<Plot> {
+fn fig5(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> {
     const TOPN: &str = "top-N false positives";
     let mut panels: Vec<Panel> = spec
         .interventions
@@ -417,7 +385,7 @@ fn fig5(rows: &[Row], spec: &StudySpec) -> Option<Plot> {
                 false,
                 vec![s],
             );
-            p.marker = overtrain_start(rows, spec, run).map(|e| e as f64);
+            p.marker = start_epoch(runs, run).map(|e| e as f64);
             panels.push(p);
         }
     }
@@ -527,7 +495,7 @@ fn auroc_strip(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> 
 
 /// NC1 vs tracked GDA AUROC, one point per (run, seed, tracked epoch), coloured by run, with
 /// Spearman's rho overall and per run in the legend and caption (C8).
-fn nc1_auroc(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> {
+fn nc1_auroc(rows: &[Row], runs: &[RunRef]) -> Option<Plot> {
     let mut names: Vec<&str> = vec![];
     for r in runs {
         if !names.contains(&r.name.as_str()) {
@@ -538,7 +506,7 @@ fn nc1_auroc(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> {
     let mut per_run = vec![];
     let mut list: Vec<Series> = vec![];
     for run in names {
-        let first = overtrain_start(rows, spec, run).map_or(0.0, |e| e as f64 + 0.5);
+        let first = start_epoch(runs, run).map_or(0.0, |e| e as f64 + 0.5);
         let nc1 = tracked(rows, run, "nc1");
         let mut seeds = BTreeMap::new();
         let (mut xs, mut ys) = (vec![], vec![]);
@@ -1212,9 +1180,10 @@ mod tests {
         assert_eq!(s[1].seeds[&1][0], (0.0, src.1));
         assert_eq!(s[1].seeds[&1].len(), 7);
         // An over-training's own epochs start after its source's last one.
-        assert_eq!(overtrain_start(&rows, &spec, "l2-over"), Some(4));
-        assert_eq!(overtrain_start(&rows, &spec, "l2-short"), None);
-        assert_eq!(slug("ResNet 18"), "resnet-18");
+        let runs = runs(&spec);
+        assert_eq!(start_epoch(&runs, "l2-over"), Some(4));
+        assert_eq!(start_epoch(&runs, "l2-short"), None);
+        assert_eq!(crate::report::slug("ResNet 18"), "resnet-18");
         assert_eq!(range([1.0, 3.0, 2.0].into_iter()), 0.9..3.1);
         assert_eq!(range([2.0].into_iter()), 1.9..2.1);
         assert_eq!(range([0.0].into_iter()), -0.5..0.5);

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 /// What `write` produced.
 pub struct Written {
-    pub dir: PathBuf,
     /// The report page.
     pub html: PathBuf,
     pub rows: usize,
@@ -57,8 +56,9 @@ fn scale(spec: &StudySpec, roles: &crate::study::spec::Roles) -> Result<String> 
     Ok(parts.join("; "))
 }
 
-/// What the tables call a roles block: its label, else the architecture of its first run.
-fn label(spec: &StudySpec, roles: &crate::study::spec::Roles) -> Result<String> {
+/// What the tables and figures call a roles block: its label, else the architecture of its
+/// first run.
+pub fn label(spec: &StudySpec, roles: &crate::study::spec::Roles) -> Result<String> {
     if !roles.label.is_empty() {
         return Ok(roles.label.clone());
     }
@@ -78,6 +78,19 @@ fn label(spec: &StudySpec, roles: &crate::study::spec::Roles) -> Result<String> 
         .arch
         .name()
         .to_string())
+}
+
+/// A file-stem-safe lower-case form of a label ("ResNet 18" -> "resnet-18").
+pub fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Writes `ROOT/report/`: results.csv and .json (tidy rows), aggregate.csv and .json (over seeds),
@@ -159,7 +172,6 @@ pub fn write(spec: &StudySpec, plan: &Plan, root: &Path) -> Result<Written> {
     crate::atomic::write(&dir.join("claims.md"), claims::markdown(&judged).as_bytes())?;
     Ok(Written {
         html: html_path,
-        dir,
         rows: rows.len(),
         summaries: summaries.len(),
         claims: judged,

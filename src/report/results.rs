@@ -195,6 +195,14 @@ pub fn final_epoch(runs: &[RunRef], run: &str) -> Option<usize> {
     runs.iter().find(|r| r.name == run).map(|r| r.epochs)
 }
 
+/// The epoch an over-training run starts from (its source's last); None for a run that starts
+/// from scratch (or one the study does not have).
+pub fn start_epoch(runs: &[RunRef], run: &str) -> Option<usize> {
+    runs.iter()
+        .find(|r| r.name == run && r.first_epoch > 1)
+        .map(|r| r.first_epoch - 1)
+}
+
 /// The per-seed values (in seed order) of `run`'s rows from `source` at `epoch` that `pick`
 /// selects.
 pub fn values_at(

@@ -4,31 +4,11 @@
 //! seeds of values in results.csv: accuracy and AUROC at each run's last evaluated epoch, NC at a
 //! tracked epoch. L2 models get a second row with GDA on the raw features; the first row is the
 //! head's input (as DDU: the feature the classifier reads), and each row names its features.
+use super::aggregate::Stats;
 use super::results::{Key, Row, final_epoch, final_values, values_at};
 use crate::study::plan::RunRef;
 use crate::study::spec::Roles;
 use serde::Serialize;
-
-/// Mean, min and max over `n` seeds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Stats {
-    pub n: usize,
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Stats {
-    /// None for no values (a cell the study has no data for).
-    pub fn of(x: &[f64]) -> Option<Stats> {
-        (!x.is_empty()).then(|| Stats {
-            n: x.len(),
-            mean: x.iter().sum::<f64>() / x.len() as f64,
-            min: x.iter().copied().fold(f64::INFINITY, f64::min),
-            max: x.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        })
-    }
-}
 
 /// A table cell: a label, a statistic over seeds, or nothing (no data).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,7 +103,7 @@ pub fn final_accuracy(rows: &[Row], runs: &[RunRef], run: &str) -> Vec<f64> {
 /// The tables of one roles block, those whose runs have results.
 pub fn tables(rows: &[Row], runs: &[RunRef], roles: &Roles, label: &str) -> Vec<Table> {
     let sets = ood_sets(rows);
-    let slug = label.to_lowercase().replace(' ', "-");
+    let slug = super::slug(label);
     let name = |n: &str| format!("{n}-{slug}");
     let mut out = vec![];
     let pair = |a: &Option<String>, b: &Option<String>| -> Vec<String> {
