@@ -637,29 +637,36 @@ fn run_study(
     a: &StudyRunArgs,
 ) -> Result<()> {
     use ncood::study::{self, Plan, local};
+    anyhow::ensure!(
+        a.jobs >= 1,
+        "--jobs {}: at least one task must run at a time",
+        a.jobs
+    );
     let plan = Plan::new(spec, out)?;
     if a.dry_run {
         say!("{}", plan.describe());
         return Ok(());
     }
+    // The study's [slurm] settings with the flags applied, checked before anything is written.
+    let mut settings = spec.slurm.clone();
+    let flags = [
+        (&a.partition, &mut settings.partition),
+        (&a.time, &mut settings.time),
+        (&a.mem, &mut settings.mem),
+    ];
+    for (flag, field) in flags {
+        if let Some(v) = flag {
+            *field = v.clone();
+        }
+    }
+    settings.gpus = a.gpus.unwrap_or(settings.gpus);
+    settings.extra.extend(a.sbatch.iter().cloned());
+    settings.check()?;
     study::check_data(spec)?;
     study::slurm::check_idle(out)?;
     study::record(spec, out)?;
     let exe = std::env::current_exe().context("locating the ncood binary")?;
     if a.executor == Executor::Slurm {
-        let mut settings = spec.slurm.clone();
-        let flags = [
-            (&a.partition, &mut settings.partition),
-            (&a.time, &mut settings.time),
-            (&a.mem, &mut settings.mem),
-        ];
-        for (flag, field) in flags {
-            if let Some(v) = flag {
-                *field = v.clone();
-            }
-        }
-        settings.gpus = a.gpus.unwrap_or(settings.gpus);
-        settings.extra.extend(a.sbatch.iter().cloned());
         let compute = local::Compute {
             device: a.compute.device,
             threads: a.compute.threads,
@@ -681,7 +688,7 @@ fn run_study(
     }
     // Divide the CPU threads among the jobs unless told otherwise.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = a.compute.threads.unwrap_or((cores / a.jobs.max(1)).max(1));
+    let threads = a.compute.threads.unwrap_or((cores / a.jobs).max(1));
     let total = plan.tasks.len();
     say!(
         "study {} ({origin}): {total} tasks, {} jobs x {threads} threads",

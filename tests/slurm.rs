@@ -312,3 +312,23 @@ fn a_study_path_sbatch_cannot_take_is_refused() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("50%") && err.contains("'%'"), "{err}");
 }
+
+#[test]
+fn a_line_break_in_an_sbatch_flag_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::fake_fashion_mnist(tmp.path(), 100, 20);
+    let spec = tmp.path().join("study.toml");
+    std::fs::write(&spec, spec_text(tmp.path())).unwrap();
+    let out = tmp.path().join("a");
+    let run = study_run(&spec, &out, "slurm")
+        .args(["--partition", "gpu\nrm -rf /tmp/x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("slurm.partition") && err.contains("control character"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

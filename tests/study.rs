@@ -193,6 +193,14 @@ fn spec_errors_name_the_problem() {
             good.replace("[[roles]]", "[[roles]]\nl2_long = \"l2-over\""),
             "l2-over is not a variant",
         ),
+        (
+            good.clone() + "\n[slurm]\npartition = \"gpu\\n#SBATCH --begin=now\"\n",
+            "slurm.partition",
+        ),
+        (
+            good.clone() + "\n[slurm]\nextra = [\"account=abc\"]\n",
+            "not an sbatch option",
+        ),
     ];
     for (text, needle) in cases {
         let e = StudySpec::from_toml(&text).unwrap_err().to_string();
@@ -575,6 +583,12 @@ fn presets_plan_and_the_paper_names_its_missing_files() {
         !out.exists(),
         "nothing is written before the data are there"
     );
+    let none = ncood()
+        .args(["reproduce", "--jobs", "0", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--jobs 0"));
     let bad = ncood()
         .args(["reproduce", "--preset", "huge"])
         .output()

@@ -99,6 +99,36 @@ pub struct SlurmSpec {
     pub extra: Vec<String>,
 }
 
+impl SlurmSpec {
+    /// Each value becomes one `#SBATCH` line of a script: a newline or other control character
+    /// would start a line of its own (a command), and an extra line must be an sbatch option.
+    pub fn check(&self) -> Result<()> {
+        let fields = [
+            ("partition", &self.partition),
+            ("time", &self.time),
+            ("mem", &self.mem),
+        ];
+        let extra = self.extra.iter().map(|e| ("extra", e));
+        for (field, value) in fields.into_iter().chain(extra) {
+            if value.chars().any(char::is_control) {
+                return Err(Error::config(
+                    format!("slurm.{field}"),
+                    format!(
+                        "{value:?} holds a control character (a line break would end the #SBATCH line)"
+                    ),
+                ));
+            }
+        }
+        if let Some(e) = self.extra.iter().find(|e| !e.starts_with('-')) {
+            return Err(Error::config(
+                "slurm.extra",
+                format!("{e:?} is not an sbatch option (e.g. \"--account=abc\")"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A variant: the base with `set` applied (dotted keys, TOML values), for each seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -204,6 +234,7 @@ impl StudySpec {
     /// Everything the plan relies on: names unique and well formed, every variant's config valid
     /// for every seed, sources that exist, epochs that fit.
     pub fn validate(&self) -> Result<()> {
+        self.slurm.check()?;
         if self.variants.is_empty() {
             return Err(Error::config(
                 "variant",
