@@ -744,7 +744,7 @@ impl StudyProgress {
             .collect();
         StudyProgress {
             total: plan.tasks.len(),
-            jobs: jobs.max(1),
+            jobs,
             done: plan.tasks.len() - open.len(),
             running: 0,
             failed: 0,
