@@ -22,5 +22,46 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath={dir}");
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch");
+        shim(std::path::Path::new(&dir));
+    }
+}
+
+/// Compiles csrc/shim.cpp (libtorch functions tch does not bind, see src/shim.rs) against the
+/// headers of the libtorch in `lib`; with CUDA graphs when that libtorch has CUDA and the CUDA
+/// runtime headers of its NVIDIA wheels (site-packages/nvidia/cu13/include, with the crt/ headers
+/// of the nvidia-cuda-crt wheel) are there.
+fn shim(lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    let torch = lib.parent().expect("libtorch's lib/ has a parent");
+    let cuda_include = torch.join("../nvidia/cu13/include");
+    let cuda = lib.join("libtorch_cuda.so").exists()
+        && cuda_include.join("crt/host_config.h").exists(); // from nvidia-cuda-crt (setup.sh)
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file("csrc/shim.cpp")
+        .include(torch.join("include"))
+        .include(torch.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .flag("-w"); // libtorch's headers warn a lot; errors still show
+    if cuda {
+        build.include(&cuda_include).define("NCOOD_CUDA", None);
+    }
+    build.compile("ncood_shim");
+    for l in ["torch_cpu", "c10"] {
+        println!("cargo:rustc-link-lib=dylib={l}");
+    }
+    if cuda {
+        for l in ["torch_cuda", "c10_cuda"] {
+            println!("cargo:rustc-link-lib=dylib={l}");
+        }
+        // libtorch's inline CUDA error checks call the CUDA runtime directly; its wheel ships only
+        // the versioned file, found at run time through the rpath like libtorch itself.
+        let cudart = torch.join("../nvidia/cu13/lib");
+        println!("cargo:rustc-link-search=native={}", cudart.display());
+        println!("cargo:rustc-link-arg=-l:libcudart.so.13");
+        println!("cargo:rustc-link-arg=-Wl,-rpath={}", cudart.display());
     }
 }

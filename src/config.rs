@@ -6,7 +6,7 @@ use crate::data::{DatasetKind, OodSet};
 use crate::device::{DeviceSpec, MAX_THREADS};
 use crate::error::{Error, Result};
 use crate::features::FeatureKind;
-use crate::model::ModelConfig;
+use crate::model::{MemoryFormat, ModelConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,10 @@ pub struct RunConfig {
     pub threads: usize,
     /// Write a checkpoint every k epochs (>= 1); the last epoch always gets one. Default 1.
     pub checkpoint_every: usize,
+    /// channels_last | contiguous: the memory layout of images, activations and conv weights.
+    /// Results agree up to float rounding; bit-exact resumption needs the same one. Default
+    /// channels_last (faster on CPUs: see benches/train_step.rs).
+    pub memory_format: MemoryFormat,
     /// Start from this resume-state checkpoint (`*.state.safetensors`) instead of a random
     /// initialisation (the intervention's starting point). Default none.
     pub init_from: Option<PathBuf>,
@@ -141,6 +145,7 @@ impl Default for RunConfig {
             device: DeviceSpec::Auto,
             threads: 0,
             checkpoint_every: 1,
+            memory_format: MemoryFormat::default(),
             init_from: None,
             model: ModelConfig::default(),
             data: DataConfig::default(),

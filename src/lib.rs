@@ -47,6 +47,7 @@ pub mod ood;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod shim;
 pub mod stats;
 pub mod study;
 pub mod train;

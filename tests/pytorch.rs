@@ -39,7 +39,7 @@ fn checkpoint_loads_into_pytorch_with_same_logits() {
         );
         let cfg = RunConfig::from_toml(&text, &[]).unwrap();
         let dir = tmp.path().join(format!("{arch:?}-{modded}-{l2}"));
-        train::run(&dir, Start::New(Box::new(cfg)), &mut |_| {}).unwrap();
+        train::run(&dir, Start::New(Box::new(cfg)), 0, &mut |_| {}).unwrap();
         let (cfg, net, _) = RunDir::new(&dir).load_net(0, tch::Device::Cpu).unwrap();
         let data = RunData::load(&cfg.data, cfg.seed).unwrap();
         let norm = Normalizer::new(&data.normalization, tch::Device::Cpu);

@@ -24,7 +24,7 @@ fn tracking_intervention_and_overtraining() {
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 300, 60);
     let dir = tmp.path().join("run");
-    train::run(&dir, Start::New(Box::new(config(tmp.path()))), &mut |_| {}).unwrap();
+    train::run(&dir, Start::New(Box::new(config(tmp.path()))), 0, &mut |_| {}).unwrap();
     let l = log(&dir);
     assert!(l[0].track.is_none(), "epoch 1 is not on the cadence");
     let t = l[1].track.as_ref().expect("epoch 2 is tracked");
@@ -46,10 +46,10 @@ fn tracking_intervention_and_overtraining() {
         device: None,
         threads: None,
     };
-    train::run(&dir, resume(Some(4)), &mut |_| {}).unwrap();
+    train::run(&dir, resume(Some(4)), 0, &mut |_| {}).unwrap();
     // Fewer epochs than done is an error that leaves the run as it was.
     let config_before = std::fs::read(RunDir::new(&dir).config_path()).unwrap();
-    let e = train::run(&dir, resume(Some(1)), &mut |_| {})
+    let e = train::run(&dir, resume(Some(1)), 0, &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("optim.epochs") && e.contains("fewer"), "{e}");

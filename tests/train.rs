@@ -87,8 +87,8 @@ fn temporaries(dir: &Path) -> Vec<PathBuf> {
 fn same_seed_same_losses_and_weights() {
     let (tmp, cfg) = setup(2);
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let s = train::run(&a, Start::New(Box::new(cfg.clone())), &mut |_| {}).unwrap();
-    train::run(&b, Start::New(Box::new(cfg.clone())), &mut |_| {}).unwrap();
+    let s = train::run(&a, Start::New(Box::new(cfg.clone())), 0, &mut |_| {}).unwrap();
+    train::run(&b, Start::New(Box::new(cfg.clone())), 0, &mut |_| {}).unwrap();
     assert_eq!(losses(&a), losses(&b));
     // Every checkpoint file is byte-identical (sorted safetensors metadata), and so are the
     // config and the log up to wall-clock fields.
@@ -105,10 +105,10 @@ fn same_seed_same_losses_and_weights() {
     let mut other = cfg.clone();
     other.seed = 4;
     let c = tmp.path().join("c");
-    train::run(&c, Start::New(Box::new(other)), &mut |_| {}).unwrap();
+    train::run(&c, Start::New(Box::new(other)), 0, &mut |_| {}).unwrap();
     assert_ne!(losses(&a), losses(&c));
     // A finished run directory is not overwritten by a new run.
-    let e = train::run(&a, Start::New(Box::new(cfg)), &mut |_| {})
+    let e = train::run(&a, Start::New(Box::new(cfg)), 0, &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("already holds a run"), "{e}");
@@ -122,6 +122,7 @@ fn steps_per_epoch_follow_the_batch_plan() {
     train::run(
         &tmp.path().join("steps"),
         Start::New(Box::new(cfg)),
+        0,
         &mut |p| {
             if let Progress::Step { step, .. } = p {
                 last_step = step
@@ -142,6 +143,7 @@ fn non_finite_loss_is_an_error() {
     let e = train::run(
         &tmp.path().join("nan"),
         Start::New(Box::new(cfg)),
+        4,
         &mut |p| {
             if let Progress::Step { .. } = p {
                 steps += 1
@@ -150,9 +152,10 @@ fn non_finite_loss_is_an_error() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("not finite"), "{e}");
-    // Found at the first progress report (step 10 of 10 here), before any step was reported.
-    assert!(e.to_string().contains("epoch 1, step 10"), "{e}");
-    assert_eq!(steps, 0);
+    // Found at the first read of the running loss (step 4 of 10 with report_every 4), before
+    // that step was reported.
+    assert!(e.to_string().contains("epoch 1, step 4"), "{e}");
+    assert_eq!(steps, 3);
 }
 
 #[test]

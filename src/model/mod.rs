@@ -161,9 +161,38 @@ struct Block {
     shortcut: Shortcut,
 }
 
+/// How 4-d tensors (images, activations, conv weights, SN vectors) are laid out in memory. Only
+/// speed and float rounding depend on it: every tensor keeps its logical N x C x H x W shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryFormat {
+    /// NHWC in memory: oneDNN's preferred layout on CPUs, where NCHW costs a reorder of every
+    /// activation and weight at every conv (forward and backward).
+    #[default]
+    ChannelsLast,
+    /// NCHW in memory, PyTorch's default.
+    Contiguous,
+}
+
+impl MemoryFormat {
+    /// `t` (4-d) in this layout: NHWC strides through the permute-copy-permute that
+    /// `t.contiguous(memory_format=torch.channels_last)` performs (tch does not bind memory formats).
+    pub fn apply(self, t: &Tensor) -> Tensor {
+        match self {
+            MemoryFormat::ChannelsLast if t.dim() == 4 => t
+                .permute([0, 2, 3, 1])
+                .contiguous()
+                .permute([0, 3, 1, 2]),
+            _ => t.contiguous(),
+        }
+    }
+}
+
 /// A DDU ResNet.
 pub struct ResNet {
     pub config: ModelConfig,
+    /// The layout of inputs (converted on entry), activations, conv weights and SN vectors.
+    memory_format: MemoryFormat,
     stem: (Conv, nn::BatchNorm),
     blocks: Vec<Block>,
     pub fc: nn::Linear,
@@ -277,6 +306,7 @@ impl ResNet {
         );
         Ok(ResNet {
             config: config.clone(),
+            memory_format: MemoryFormat::Contiguous,
             stem,
             blocks,
             fc,
@@ -293,10 +323,11 @@ impl ResNet {
 
     /// The raw pooled feature f, B x D.
     pub fn forward_features(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = self.memory_format.apply(x);
         let mut out = self.act(
             self.stem
                 .1
-                .forward_t(&self.stem.0.forward_t(x, train), train),
+                .forward_t(&self.stem.0.forward_t(&x, train), train),
         ); // B x w x H x H
         for block in &self.blocks {
             let mut h = out.shallow_clone();
@@ -311,18 +342,17 @@ impl ResNet {
                 Shortcut::Identity => out,
                 Shortcut::AvgPad { stride, extra } => {
                     let k = if out.size()[2] % 2 == 1 { 1 } else { *stride };
-                    let pooled = out.avg_pool2d(
+                    // Zero channels appended by padding (pads run from the last dim backwards):
+                    // one op that keeps the memory format, where zeros + cat would need two.
+                    out.avg_pool2d(
                         [k, k],
                         [*stride, *stride],
                         [0, 0],
                         false,
                         true,
                         None::<i64>,
-                    );
-                    let s = pooled.size();
-                    let zeros =
-                        Tensor::zeros([s[0], *extra, s[2], s[3]], (pooled.kind(), pooled.device()));
-                    Tensor::cat(&[pooled, zeros], 1)
+                    )
+                    .constant_pad_nd([0, 0, 0, 0, 0, *extra])
                 }
                 Shortcut::Conv(conv, norm) => norm.forward_t(&conv.forward_t(&out, train), train),
             };
@@ -352,6 +382,21 @@ impl ResNet {
         } else {
             &out.raw
         }
+    }
+
+    /// Lays out the model's 4-d variables (conv weights, SN vectors) in `format`, and inputs on
+    /// entry to `forward_t`; gradients and SGD buffers follow the variables' layout. Values are
+    /// unchanged (checkpoints are written contiguous either way).
+    pub fn set_memory_format(&mut self, vs: &nn::VarStore, format: MemoryFormat) {
+        tch::no_grad(|| {
+            for (_, mut t) in vs.variables() {
+                if t.dim() == 4 {
+                    let laid_out = format.apply(&t);
+                    t.set_data(&laid_out);
+                }
+            }
+        });
+        self.memory_format = format;
     }
 
     /// Every conv with its state_dict prefix (e.g. `layer2.0.conv1`).
@@ -420,13 +465,14 @@ impl Net {
         // error naming the model rather than a crash.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut vs = nn::VarStore::new(tch::Device::Cpu);
-            let model = ResNet::new(
+            let mut model = ResNet::new(
                 &vs.root(),
                 &cfg.model,
                 info.channels as i64,
                 info.side as i64,
                 info.classes as i64,
             )?;
+            model.set_memory_format(&vs, cfg.memory_format);
             vs.set_device(device);
             Ok(Net { vs, model })
         }))

@@ -44,7 +44,7 @@ pub fn run_task(
                 cfg.threads = compute.threads.unwrap_or(cfg.threads);
                 Start::New(Box::new(cfg))
             };
-            train::run(&task.dir, start, &mut |p| progress("", p))?;
+            train::run(&task.dir, start, 0, &mut |p| progress("", p))?;
         }
         TaskKind::Overtrain { source, epochs, .. } => {
             if !RunDir::new(&task.dir).exists() {
@@ -55,7 +55,7 @@ pub fn run_task(
                 device: compute.device,
                 threads: compute.threads,
             };
-            train::run(&task.dir, start, &mut |p| progress("", p))?;
+            train::run(&task.dir, start, 0, &mut |p| progress("", p))?;
         }
         TaskKind::Intervene { source, plan } => {
             train::intervene(source, plan, compute.device, compute.threads, progress)?;

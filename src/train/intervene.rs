@@ -142,7 +142,7 @@ pub fn intervene(
         } else {
             Start::New(Box::new(cfg))
         };
-        run(&d, start, &mut |p| progress(name, p))?;
+        run(&d, start, 0, &mut |p| progress(name, p))?;
         dirs.push(d);
     }
     Ok(dirs)

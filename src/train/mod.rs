@@ -35,17 +35,13 @@ pub enum Progress<'a> {
         epochs: usize,
         steps: usize,
     },
-    Step {
-        step: usize,
-        loss: f64,
-        acc: f64,
-        images_per_s: f64,
-    },
+    /// After every step; reads nothing from the device (on a GPU, the step may still be queued).
+    Step { step: usize, images_per_s: f64 },
+    /// The epoch's mean loss and accuracy so far, read from the device every `report_every`
+    /// steps and at the epoch's last step (each read waits for the device).
+    Running { step: usize, loss: f64, acc: f64 },
     EpochEnd(&'a EpochLog),
 }
-
-/// Steps between progress reports (each one reads the loss from the device).
-const REPORT_EVERY: usize = 10;
 
 /// How a training run starts.
 pub enum Start {
@@ -103,11 +99,18 @@ struct Session {
     log: Vec<EpochLog>,
 }
 
-/// Trains (or resumes) the run in `dir`, reporting progress; returns the summary it writes.
-pub fn run(dir: &Path, start: Start, progress: &mut dyn FnMut(Progress)) -> Result<Summary> {
+/// Trains (or resumes) the run in `dir`, reporting progress; returns the summary it writes. The
+/// running loss and accuracy are read from the device every `report_every` steps (0: only at
+/// each epoch's end); a non-finite loss is found at the next read.
+pub fn run(
+    dir: &Path,
+    start: Start,
+    report_every: usize,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Summary> {
     let mut s = open(&RunDir::new(dir), start)?;
     for epoch in s.log.len()..s.cfg.optim.epochs {
-        s.epoch(epoch, progress)?;
+        s.epoch(epoch, report_every, progress)?;
     }
     s.finish()
 }
@@ -249,7 +252,12 @@ impl Session {
     }
 
     /// Trains 0-based epoch `epoch`, logs it and checkpoints when due.
-    fn epoch(&mut self, epoch: usize, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+    fn epoch(
+        &mut self,
+        epoch: usize,
+        report_every: usize,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
         let (cfg, data, device) = (&self.cfg, &self.data, self.device);
         let info = data.train.info;
         let lr = cfg.optim.lr_at(epoch);
@@ -303,7 +311,7 @@ impl Session {
                     .shallow_clone()
                     .g_add_(&logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64));
             });
-            if (i + 1) % REPORT_EVERY == 0 || i + 1 == plan.batches.len() {
+            if (report_every > 0 && (i + 1) % report_every == 0) || i + 1 == plan.batches.len() {
                 let mean = f64::try_from(&loss_sum)? / seen as f64;
                 if !mean.is_finite() {
                     return Err(Error::NonFinite {
@@ -311,13 +319,16 @@ impl Session {
                         location: format!("epoch {}, step {}", epoch + 1, i + 1),
                     });
                 }
-                progress(Progress::Step {
+                progress(Progress::Running {
                     step: i + 1,
                     loss: mean,
                     acc: i64::try_from(&correct)? as f64 / seen as f64,
-                    images_per_s: seen as f64 / t0.elapsed().as_secs_f64(),
                 });
             }
+            progress(Progress::Step {
+                step: i + 1,
+                images_per_s: seen as f64 / t0.elapsed().as_secs_f64(),
+            });
         }
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);

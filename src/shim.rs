@@ -1,0 +1,157 @@
+//! Safe wrappers over csrc/shim.cpp, the libtorch functions tch 0.24 does not bind: autocast on
+//! the CPU and CUDA in bfloat16 (`optim.precision = "bf16"`), and CUDA graphs (capture a whole
+//! training step once, replay it every step: see `train::graph`). A C++ exception comes back as an
+//! error carrying its message.
+use crate::error::{Error, Result};
+use std::ffi::{CStr, c_char};
+
+#[repr(C)]
+struct RawGraph {
+    _opaque: [u8; 0],
+}
+
+unsafe extern "C" {
+    fn ncood_free_error(e: *const c_char);
+    fn ncood_autocast_set(cuda: i32, enabled: bool, was_enabled: *mut bool) -> *const c_char;
+    fn ncood_autocast_nesting(enter: bool) -> *const c_char;
+    fn ncood_cuda_graphs_built() -> bool;
+    fn ncood_graph_new(device: i32, out: *mut *mut RawGraph) -> *const c_char;
+    fn ncood_graph_enter(g: *mut RawGraph) -> *const c_char;
+    fn ncood_graph_leave(g: *mut RawGraph) -> *const c_char;
+    fn ncood_graph_capture_begin(g: *mut RawGraph) -> *const c_char;
+    fn ncood_graph_capture_end(g: *mut RawGraph) -> *const c_char;
+    fn ncood_graph_replay(g: *mut RawGraph) -> *const c_char;
+    fn ncood_graph_free(g: *mut RawGraph);
+}
+
+/// The error a shim function returned, if any, naming `what` failed.
+fn check(what: &str, e: *const c_char) -> Result<()> {
+    if e.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null return is a NUL-terminated string from strdup, freed once here.
+    let msg = unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned();
+    unsafe { ncood_free_error(e) };
+    Err(Error::invalid(what, msg.lines().next().unwrap_or("").to_string()))
+}
+
+/// bfloat16 autocast on `device` while the guard lives (as `with torch.autocast(...)`), or, with
+/// `enabled` false, fp32 inside an autocast region. Restores the previous state when dropped.
+pub struct Autocast {
+    cuda: i32,
+    was_enabled: bool,
+}
+
+impl Autocast {
+    pub fn new(device: tch::Device, enabled: bool) -> Result<Autocast> {
+        let cuda = i32::from(device.is_cuda());
+        let mut was_enabled = false;
+        // SAFETY: plain values and a valid out-pointer.
+        check("autocast", unsafe {
+            ncood_autocast_set(cuda, enabled, &mut was_enabled)
+        })?;
+        check("autocast", unsafe { ncood_autocast_nesting(true) })?;
+        Ok(Autocast { cuda, was_enabled })
+    }
+}
+
+impl Drop for Autocast {
+    fn drop(&mut self) {
+        let mut ignored = false;
+        // SAFETY: as in `new`; these cannot fail once `new` succeeded for the same device type.
+        unsafe {
+            let _ = check(
+                "autocast",
+                ncood_autocast_set(self.cuda, self.was_enabled, &mut ignored),
+            );
+            let _ = check("autocast", ncood_autocast_nesting(false));
+        }
+    }
+}
+
+/// Whether this binary was built with CUDA graphs (the CUDA headers were found at build time).
+pub fn cuda_graphs_built() -> bool {
+    // SAFETY: no arguments.
+    unsafe { ncood_cuda_graphs_built() }
+}
+
+/// A CUDA graph and the side stream it is captured on.
+pub struct CudaGraph(*mut RawGraph);
+
+impl CudaGraph {
+    pub fn new(device: usize) -> Result<CudaGraph> {
+        let mut g = std::ptr::null_mut();
+        // SAFETY: a valid out-pointer; the object is freed in Drop.
+        check("CUDA graph", unsafe {
+            ncood_graph_new(device as i32, &mut g)
+        })?;
+        Ok(CudaGraph(g))
+    }
+    /// Runs `f` on the graph's side stream (warm-up steps, the capture), after the work queued
+    /// before has finished; returns once `f`'s work has finished.
+    pub fn on_side_stream<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        // SAFETY: self.0 is a live graph object.
+        check("CUDA graph", unsafe { ncood_graph_enter(self.0) })?;
+        let out = f(self);
+        check("CUDA graph", unsafe { ncood_graph_leave(self.0) })?;
+        out
+    }
+    /// Captures the CUDA work `f` queues (on the side stream: call inside `on_side_stream`)
+    /// instead of running it.
+    pub fn capture<T>(&mut self, f: impl FnOnce() -> T) -> Result<T> {
+        // SAFETY: self.0 is a live graph object.
+        check("CUDA graph capture", unsafe {
+            ncood_graph_capture_begin(self.0)
+        })?;
+        let out = f();
+        check("CUDA graph capture", unsafe {
+            ncood_graph_capture_end(self.0)
+        })?;
+        Ok(out)
+    }
+    /// Runs the captured work again on the current stream.
+    pub fn replay(&self) -> Result<()> {
+        // SAFETY: self.0 is a live graph object.
+        check("CUDA graph replay", unsafe { ncood_graph_replay(self.0) })
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        // SAFETY: allocated by ncood_graph_new, freed once.
+        unsafe { ncood_graph_free(self.0) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind, Tensor};
+
+    #[test]
+    fn cpu_autocast_computes_convolutions_in_bf16_and_restores() {
+        let x = Tensor::ones([1, 2, 4, 4], (Kind::Float, Device::Cpu));
+        let w = Tensor::ones([3, 2, 3, 3], (Kind::Float, Device::Cpu));
+        let conv = || x.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1).kind();
+        assert_eq!(conv(), Kind::Float);
+        {
+            let _on = Autocast::new(Device::Cpu, true).unwrap();
+            assert_eq!(conv(), Kind::BFloat16);
+            {
+                let _off = Autocast::new(Device::Cpu, false).unwrap();
+                assert_eq!(conv(), Kind::Float, "fp32 inside an autocast region");
+            }
+            assert_eq!(conv(), Kind::BFloat16, "the outer region is restored");
+        }
+        assert_eq!(conv(), Kind::Float, "autocast off again after the guard");
+    }
+
+    #[test]
+    fn cuda_graph_without_a_device_is_an_error_not_a_crash() {
+        if tch::Cuda::is_available() {
+            return;
+        }
+        let e = CudaGraph::new(0).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("CUDA graph"), "{e}");
+    }
+}
