@@ -34,8 +34,8 @@ fn shim(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=csrc/shim.cpp");
     let torch = lib.parent().expect("libtorch's lib/ has a parent");
     let cuda_include = torch.join("../nvidia/cu13/include");
-    let cuda = lib.join("libtorch_cuda.so").exists()
-        && cuda_include.join("crt/host_config.h").exists(); // from nvidia-cuda-crt (setup.sh)
+    let cuda =
+        lib.join("libtorch_cuda.so").exists() && cuda_include.join("crt/host_config.h").exists(); // from nvidia-cuda-crt (setup.sh)
     let mut build = cc::Build::new();
     build
         .cpp(true)

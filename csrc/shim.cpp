@@ -54,6 +54,21 @@ const char *ncood_autocast_nesting(bool enter) {
   })
 }
 
+// Turns autocast off on both device types (fp32 inside an autocast region); returns the previous
+// states as bits (1: CPU, 2: CUDA) for ncood_autocast_restore. Cannot throw.
+int ncood_autocast_suspend() {
+  int was = (at::autocast::is_autocast_enabled(at::kCPU) ? 1 : 0) |
+            (at::autocast::is_autocast_enabled(at::kCUDA) ? 2 : 0);
+  if (was & 1) at::autocast::set_autocast_enabled(at::kCPU, false);
+  if (was & 2) at::autocast::set_autocast_enabled(at::kCUDA, false);
+  return was;
+}
+
+void ncood_autocast_restore(int was) {
+  if (was & 1) at::autocast::set_autocast_enabled(at::kCPU, true);
+  if (was & 2) at::autocast::set_autocast_enabled(at::kCUDA, true);
+}
+
 bool ncood_cuda_graphs_built() {
 #ifdef NCOOD_CUDA
   return true;

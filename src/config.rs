@@ -26,6 +26,10 @@ pub struct RunConfig {
     /// Results agree up to float rounding; bit-exact resumption needs the same one. Default
     /// channels_last (faster on CPUs: see benches/train_step.rs).
     pub memory_format: MemoryFormat,
+    /// On a CUDA device, capture each training step's kernels once as a CUDA graph and replay
+    /// it (train::graph): the same computation with one launch per step. Default false until
+    /// it is measured on a GPU; an error on the CPU.
+    pub cuda_graphs: bool,
     /// Start from this resume-state checkpoint (`*.state.safetensors`) instead of a random
     /// initialisation (the intervention's starting point). Default none.
     pub init_from: Option<PathBuf>,
@@ -136,6 +140,21 @@ pub struct OptimConfig {
     pub gamma: f64,
     /// cross_entropy | nc (SPEC 7; needs batch_size >= 2 x classes). Default cross_entropy.
     pub loss: Loss,
+    /// fp32 | bf16: the arithmetic of training steps (evaluation is always fp32). Default fp32,
+    /// the paper's.
+    pub precision: Precision,
+}
+
+/// The arithmetic of a training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 throughout.
+    #[default]
+    Fp32,
+    /// bfloat16 autocast for convolutions and matmuls (as `torch.autocast(dtype=torch.bfloat16)`)
+    /// with float32 weights, SGD state, spectral-norm sigma, L2 normalisation and loss.
+    Bf16,
 }
 
 impl Default for RunConfig {
@@ -146,6 +165,7 @@ impl Default for RunConfig {
             threads: 0,
             checkpoint_every: 1,
             memory_format: MemoryFormat::default(),
+            cuda_graphs: false,
             init_from: None,
             model: ModelConfig::default(),
             data: DataConfig::default(),
@@ -180,6 +200,7 @@ impl Default for OptimConfig {
             milestones: None,
             gamma: 0.1,
             loss: Loss::CrossEntropy,
+            precision: Precision::Fp32,
         }
     }
 }

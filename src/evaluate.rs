@@ -30,6 +30,9 @@ pub struct EvalResult {
     /// Run directory and checkpoint epoch (absent for `ncood score`).
     pub run: Option<String>,
     pub epoch: Option<usize>,
+    /// The run's training arithmetic (`optim.precision`; absent for `ncood score`).
+    #[serde(default)]
+    pub precision: Option<crate::config::Precision>,
     /// Which features each GDA score was fitted on, and what the fit needed.
     pub gda: BTreeMap<ScoreName, GdaInfo>,
     /// The temperature of the `*_t` scores (fitted on validation NLL), if any.
@@ -61,6 +64,7 @@ fn result(
         provenance: Provenance::current(device),
         run: None,
         epoch: None,
+        precision: None,
         gda,
         temperature: None,
         id: None,
@@ -403,6 +407,7 @@ pub fn eval_run(run: &LoadedRun, ood_sets: &[OodSet], device: Device) -> Result<
     });
     r.run = Some(run.dir.path().display().to_string());
     r.epoch = Some(run.epoch);
+    r.precision = Some(run.cfg.optim.precision);
     r.temperature = temperature;
     Ok(r)
 }

@@ -14,6 +14,8 @@ unsafe extern "C" {
     fn ncood_free_error(e: *const c_char);
     fn ncood_autocast_set(cuda: i32, enabled: bool, was_enabled: *mut bool) -> *const c_char;
     fn ncood_autocast_nesting(enter: bool) -> *const c_char;
+    fn ncood_autocast_suspend() -> i32;
+    fn ncood_autocast_restore(was: i32);
     fn ncood_cuda_graphs_built() -> bool;
     fn ncood_graph_new(device: i32, out: *mut *mut RawGraph) -> *const c_char;
     fn ncood_graph_enter(g: *mut RawGraph) -> *const c_char;
@@ -32,7 +34,20 @@ fn check(what: &str, e: *const c_char) -> Result<()> {
     // SAFETY: a non-null return is a NUL-terminated string from strdup, freed once here.
     let msg = unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned();
     unsafe { ncood_free_error(e) };
-    Err(Error::invalid(what, msg.lines().next().unwrap_or("").to_string()))
+    Err(Error::invalid(
+        what,
+        msg.lines().next().unwrap_or("").to_string(),
+    ))
+}
+
+/// `f` in fp32 even inside an autocast region (the spectral norm's power iteration and sigma):
+/// as `with torch.autocast(..., enabled=False)`.
+pub fn fp32<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: thread-local flag flips that cannot fail.
+    let was = unsafe { ncood_autocast_suspend() };
+    let out = f();
+    unsafe { ncood_autocast_restore(was) };
+    out
 }
 
 /// bfloat16 autocast on `device` while the guard lives (as `with torch.autocast(...)`), or, with
@@ -132,7 +147,10 @@ mod tests {
     fn cpu_autocast_computes_convolutions_in_bf16_and_restores() {
         let x = Tensor::ones([1, 2, 4, 4], (Kind::Float, Device::Cpu));
         let w = Tensor::ones([3, 2, 3, 3], (Kind::Float, Device::Cpu));
-        let conv = || x.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1).kind();
+        let conv = || {
+            x.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1)
+                .kind()
+        };
         assert_eq!(conv(), Kind::Float);
         {
             let _on = Autocast::new(Device::Cpu, true).unwrap();
@@ -141,6 +159,7 @@ mod tests {
                 let _off = Autocast::new(Device::Cpu, false).unwrap();
                 assert_eq!(conv(), Kind::Float, "fp32 inside an autocast region");
             }
+            assert_eq!(fp32(conv), Kind::Float);
             assert_eq!(conv(), Kind::BFloat16, "the outer region is restored");
         }
         assert_eq!(conv(), Kind::Float, "autocast off again after the guard");

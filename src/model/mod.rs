@@ -175,16 +175,32 @@ pub enum MemoryFormat {
 }
 
 impl MemoryFormat {
-    /// `t` (4-d) in this layout: NHWC strides through the permute-copy-permute that
-    /// `t.contiguous(memory_format=torch.channels_last)` performs (tch does not bind memory formats).
+    /// `t` (4-d) in this layout, as `t.contiguous(memory_format=...)` (tch binds no memory
+    /// formats): NHWC memory, viewed N x C x H x W with explicit channels-last strides. Explicit
+    /// because with one channel (grey images, the stem's weight) NCHW and NHWC memory coincide and
+    /// libtorch reads the strides a copy would leave as NCHW, which keeps the stem off oneDNN's
+    /// channels-last path.
     pub fn apply(self, t: &Tensor) -> Tensor {
         match self {
-            MemoryFormat::ChannelsLast if t.dim() == 4 => t
-                .permute([0, 2, 3, 1])
-                .contiguous()
-                .permute([0, 3, 1, 2]),
+            MemoryFormat::ChannelsLast if t.dim() == 4 => {
+                let s = t.size();
+                let (c, h, w) = (s[1], s[2], s[3]);
+                t.permute([0, 2, 3, 1]).contiguous().as_strided(
+                    &s,
+                    [h * w * c, 1, w * c, c],
+                    None::<i64>,
+                )
+            }
             _ => t.contiguous(),
         }
+    }
+}
+
+/// `t` in fp32 if autocast computed it in a 16-bit float; f32 and f64 tensors as they are.
+fn at_least_fp32(t: Tensor) -> Tensor {
+    match t.kind() {
+        tch::Kind::BFloat16 | tch::Kind::Half => t.to_kind(tch::Kind::Float),
+        _ => t,
     }
 }
 
@@ -344,15 +360,8 @@ impl ResNet {
                     let k = if out.size()[2] % 2 == 1 { 1 } else { *stride };
                     // Zero channels appended by padding (pads run from the last dim backwards):
                     // one op that keeps the memory format, where zeros + cat would need two.
-                    out.avg_pool2d(
-                        [k, k],
-                        [*stride, *stride],
-                        [0, 0],
-                        false,
-                        true,
-                        None::<i64>,
-                    )
-                    .constant_pad_nd([0, 0, 0, 0, 0, *extra])
+                    out.avg_pool2d([k, k], [*stride, *stride], [0, 0], false, true, None::<i64>)
+                        .constant_pad_nd([0, 0, 0, 0, 0, *extra])
                 }
                 Shortcut::Conv(conv, norm) => norm.forward_t(&conv.forward_t(&out, train), train),
             };
@@ -363,11 +372,14 @@ impl ResNet {
 
     /// Logits, raw and normalised features.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Output {
-        let raw = self.forward_features(x, train);
+        // fp32 features, normalisation and logits also under bf16 autocast (only the head's
+        // matmul is bf16 then).
+        let raw = at_least_fp32(self.forward_features(x, train));
         let normalized = &raw / raw.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12); // B x D
         let logits = self
             .fc
-            .forward_t(if self.config.l2 { &normalized } else { &raw }, train); // B x C
+            .forward_t(if self.config.l2 { &normalized } else { &raw }, train);
+        let logits = at_least_fp32(logits); // B x C
         Output {
             logits,
             raw,

@@ -164,8 +164,14 @@ impl Conv {
         }
     }
 
+    /// The convolution; under bf16 autocast only the convolution itself is bf16: the power
+    /// iteration, sigma and W / sigma stay fp32.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.apply(x, &self.effective_weight(train))
+        let w = match self.sn {
+            Some(_) => crate::shim::fp32(|| self.effective_weight(train)),
+            None => self.weight.shallow_clone(),
+        };
+        self.apply(x, &w)
     }
 }
 

@@ -7,15 +7,16 @@
 //! statistics, momentum buffers) plus the step count. A run killed at any moment and resumed
 //! restarts from the last complete checkpoint and replays the same computation: on the same
 //! machine, device and thread count it ends with byte-identical files.
+pub mod graph;
 pub mod intervene;
 pub mod sgd;
 pub mod track;
 
 use crate::checkpoint;
 use crate::collapse;
-use crate::config::{Loss, RunConfig};
+use crate::config::{Loss, Precision, RunConfig};
 use crate::data::RunData;
-use crate::data::loader::{EpochPlan, Normalizer, train_batch};
+use crate::data::loader::{DeviceData, EpochPlan, Normalizer, train_batch};
 use crate::device::DeviceSpec;
 use crate::error::{Error, Result};
 use crate::features::FeatureSet;
@@ -36,10 +37,17 @@ pub enum Progress<'a> {
         steps: usize,
     },
     /// After every step; reads nothing from the device (on a GPU, the step may still be queued).
-    Step { step: usize, images_per_s: f64 },
+    Step {
+        step: usize,
+        images_per_s: f64,
+    },
     /// The epoch's mean loss and accuracy so far, read from the device every `report_every`
     /// steps and at the epoch's last step (each read waits for the device).
-    Running { step: usize, loss: f64, acc: f64 },
+    Running {
+        step: usize,
+        loss: f64,
+        acc: f64,
+    },
     EpochEnd(&'a EpochLog),
 }
 
@@ -59,17 +67,25 @@ pub enum Start {
 }
 
 /// One SGD step on a batch: the loss (mean cross-entropy, or the NC loss on the head's input
-/// features and weights), backward, update. Returns the detached loss and logits, left on the
-/// device (reading them is the caller's choice: it synchronises).
+/// features and weights), backward, update; the forward pass under bf16 autocast with
+/// `Precision::Bf16`. Returns the detached loss and logits, left on the device (reading them is
+/// the caller's choice: it synchronises).
 pub fn train_step(
     net: &Net,
     sgd: &mut Sgd,
     x: &Tensor,
     y: &Tensor,
-    lr: f64,
+    lr: &Tensor,
     loss: Loss,
-) -> (Tensor, Tensor) {
-    let out = net.model.forward_t(x, true);
+    precision: Precision,
+) -> Result<(Tensor, Tensor)> {
+    let out = {
+        let _autocast = match precision {
+            Precision::Fp32 => None,
+            Precision::Bf16 => Some(crate::shim::Autocast::new(x.device(), true)?),
+        };
+        net.model.forward_t(x, true)
+    };
     let loss = match loss {
         Loss::CrossEntropy => out.logits.cross_entropy_for_logits(y),
         Loss::Nc => collapse::nc_loss(
@@ -82,7 +98,7 @@ pub fn train_step(
     sgd.zero_grad();
     loss.backward();
     sgd.step(lr);
-    (loss.detach(), out.logits.detach())
+    Ok((loss.detach(), out.logits.detach()))
 }
 
 /// Everything a run holds while it trains.
@@ -94,6 +110,10 @@ struct Session {
     norm: Normalizer,
     net: Net,
     sgd: Sgd,
+    /// On a GPU: the training split on the device, augmented there.
+    device_data: Option<DeviceData>,
+    /// With `cuda_graphs`: the captured steps.
+    graphs: Option<graph::GraphedSteps>,
     tracker: Option<track::Tracker>,
     steps: i64,
     log: Vec<EpochLog>,
@@ -151,8 +171,17 @@ fn open(dir: &RunDir, start: Start) -> Result<Session> {
         let (tensors, _) = checkpoint::read(path)?;
         checkpoint::load_into(net.vs.variables(), &tensors, path)?;
     }
+    let graphs = if cfg.cuda_graphs {
+        Some(graph::GraphedSteps::new(device)?)
+    } else {
+        None
+    };
     let lock = dir.lock()?;
     let mut s = Session {
+        device_data: device
+            .is_cuda()
+            .then(|| DeviceData::new(&data.train, device)),
+        graphs,
         norm: Normalizer::new(&data.normalization, device),
         sgd: Sgd::new(&net.vs, cfg.optim.momentum, cfg.optim.weight_decay),
         lock,
@@ -295,9 +324,17 @@ impl Session {
         let loss_sum = Tensor::zeros([], (Kind::Float, device));
         let correct = Tensor::zeros([], (Kind::Int64, device));
         let mut seen = 0usize;
+        let lr_tensor = Tensor::from(lr).to_device(device);
         for (i, items) in plan.batches.iter().enumerate() {
-            let (x, y) = train_batch(&data.train, items, &self.norm);
-            let (loss, logits) = train_step(&self.net, &mut self.sgd, &x, &y, lr, cfg.optim.loss);
+            let (x, y) = match &self.device_data {
+                Some(d) => d.batch(items, &self.norm),
+                None => train_batch(&data.train, items, &self.norm),
+            };
+            let (net, sgd, o) = (&self.net, &mut self.sgd, &cfg.optim);
+            let (loss, logits) = match &mut self.graphs {
+                Some(g) => g.step(net, sgd, &x, &y, lr, o.loss, o.precision)?,
+                None => train_step(net, sgd, &x, &y, &lr_tensor, o.loss, o.precision)?,
+            };
             self.steps += 1;
             if fault_step == Some(self.steps as usize) {
                 std::process::abort(); // test-only fault injection (see `atomic`)

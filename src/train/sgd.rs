@@ -32,7 +32,9 @@ impl Sgd {
         }
     }
 
-    pub fn step(&mut self, lr: f64) {
+    /// One update with learning rate `lr`, a 0-d tensor: on the device, a new rate costs no
+    /// host synchronisation and a captured CUDA graph reads the current one.
+    pub fn step(&mut self, lr: &Tensor) {
         tch::no_grad(|| {
             for ((_, p), buf) in self.params.iter_mut().zip(&mut self.buffers) {
                 let g = p.grad();
