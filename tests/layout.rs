@@ -39,7 +39,7 @@ fn stepped(net: &Net, x: &Tensor, y: &Tensor) -> (Vec<Tensor>, Vec<(String, Tens
         .map(|train| tch::no_grad(|| net.model.forward_t(x, train).logits.to_kind(Kind::Double)));
     let mut sgd = Sgd::new(&net.vs, 0.9, 5e-4);
     let lr = Tensor::from(0.1);
-    train_step(
+    let _ = train_step(
         net,
         &mut sgd,
         x,

@@ -115,6 +115,28 @@ fn same_seed_same_losses_and_weights() {
 }
 
 #[test]
+fn bf16_runs_are_deterministic_and_recorded() {
+    let (tmp, mut cfg) = setup(2);
+    cfg.optim.precision = ncood::config::Precision::Bf16;
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for d in [&a, &b] {
+        train::run(d, Start::New(Box::new(cfg.clone())), 0, &mut |_| {}).unwrap();
+    }
+    assert_eq!(losses(&a), losses(&b));
+    assert!(losses(&a).iter().all(|l| l.is_finite()));
+    assert_eq!(checkpoint_digests(&a), checkpoint_digests(&b));
+    let recorded = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(recorded.contains("precision = \"bf16\""), "{recorded}");
+    // Weights stay fp32: the checkpoint loads into an fp32 model, and its evaluation says how
+    // the run was trained.
+    let out = common::run_ok(ncood().args(["eval", a.to_str().unwrap(), "--ood", "noise-uniform"]));
+    assert!(out.status.success());
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("eval/epoch-0002.json")).unwrap()).unwrap();
+    assert_eq!(result["precision"], "bf16");
+}
+
+#[test]
 fn steps_per_epoch_follow_the_batch_plan() {
     // 297 training images in batches of 32: 9 full batches and one of 9 images = 10 steps.
     let (tmp, cfg) = setup(1);
