@@ -204,10 +204,20 @@ pub fn from_stats(
     features: Option<FeatureKind>,
     chunk: usize,
 ) -> Result<Collapse> {
+    check_classifier(stats, classifier)?;
     let n = stats.total();
-    let means = &stats.means;
-    let (c, d) = (means.size()[0], means.size()[1]);
-    let (w, b) = (&classifier.weight, classifier.bias.as_ref());
+    let mut disagree = 0;
+    for s in (0..n).step_by(chunk.max(1)) {
+        let e = (s + chunk.max(1)).min(n);
+        disagree += nc4_disagreements(stats, &h.narrow(0, s as i64, (e - s) as i64), classifier);
+    }
+    from_disagreements(stats, classifier, disagree, features)
+}
+
+/// Checks that the classifier is C x D for statistics of C classes in D dimensions.
+pub fn check_classifier(stats: &ClassStats, classifier: &Classifier) -> Result<()> {
+    let (c, d) = (stats.means.size()[0], stats.means.size()[1]);
+    let w = &classifier.weight;
     if w.size() != [c, d] {
         return Err(Error::ShapeMismatch {
             what: "NC classifier weights".into(),
@@ -215,6 +225,41 @@ pub fn from_stats(
             got: format!("{:?}", w.size()),
         });
     }
+    Ok(())
+}
+
+/// NC4's count on a chunk of features (B x D; the caller checks D, and the classifier with
+/// `check_classifier`): rows whose classifier prediction differs from the nearest class mean.
+pub fn nc4_disagreements(stats: &ClassStats, h: &Tensor, classifier: &Classifier) -> usize {
+    let means = &stats.means;
+    let hb = h.to_device(Device::Cpu).to_kind(Kind::Double);
+    let mut logits = hb.mm(&classifier.weight.tr());
+    if let Some(b) = &classifier.bias {
+        logits += b;
+    }
+    // argmin_c ||h - mu_c||^2 = argmin_c (||mu_c||^2 - 2 h.mu_c): ||h||^2 does not change it.
+    let mean_sq = means
+        .square()
+        .sum_dim_intlist(1, false, Kind::Double)
+        .unsqueeze(0); // 1 x C
+    let nearest = (mean_sq - hb.mm(&means.tr()) * 2.0).argmin(1, false);
+    i64::try_from(logits.argmax(1, false).ne_tensor(&nearest).sum(Kind::Int64)).expect("count")
+        as usize
+}
+
+/// NC1-NC4 from the class statistics and NC4's count of disagreements over all their samples
+/// (from `nc4_disagreements`, for callers that pass over the features themselves, batch by batch).
+pub fn from_disagreements(
+    stats: &ClassStats,
+    classifier: &Classifier,
+    disagreements: usize,
+    features: Option<FeatureKind>,
+) -> Result<Collapse> {
+    check_classifier(stats, classifier)?;
+    let n = stats.total();
+    let means = &stats.means;
+    let (c, d) = (means.size()[0], means.size()[1]);
+    let w = &classifier.weight;
     let m_rows = means - means.mean_dim(0, true, Kind::Double); // C x D
     let r = rank(&m_rows);
     let nc1_undefined = (r + 1 < c as usize).then(|| {
@@ -224,26 +269,6 @@ pub fn from_stats(
         )
     });
     let sigma_w = stats.scatter.sum_dim_intlist(0, false, Kind::Double) / n as f64; // D x D
-    let mean_sq = means
-        .square()
-        .sum_dim_intlist(1, false, Kind::Double)
-        .unsqueeze(0); // 1 x C
-    let mut disagree = 0i64;
-    for s in (0..n).step_by(chunk.max(1)) {
-        let e = (s + chunk.max(1)).min(n);
-        let hb = h
-            .narrow(0, s as i64, (e - s) as i64)
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Double);
-        let mut logits = hb.mm(&w.tr());
-        if let Some(b) = b {
-            logits += b;
-        }
-        // argmin_c ||h - mu_c||^2 = argmin_c (||mu_c||^2 - 2 h.mu_c): ||h||^2 does not change it.
-        let nearest = (&mean_sq - hb.mm(&means.tr()) * 2.0).argmin(1, false);
-        disagree += i64::try_from(logits.argmax(1, false).ne_tensor(&nearest).sum(Kind::Int64))
-            .expect("count");
-    }
     Ok(Collapse {
         nc1: nc1_undefined
             .is_none()
@@ -258,7 +283,7 @@ pub fn from_stats(
             maxangle_weights: f64_of(&maxangle(w)),
         },
         nc3: f64_of(&nc3(w, &m_rows)),
-        nc4: disagree as f64 / n as f64,
+        nc4: disagreements as f64 / n as f64,
         n,
         features,
     })
