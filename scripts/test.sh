@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up if needed, then the checks CI runs: formatting, lints, a short bounded fuzz pass over every
 # parser (scripts/fuzz.sh runs long ones), and the whole test suite (CPU), with a real single-node
-# SLURM cluster (scripts/slurm.sh) for the SLURM executor's tests.
+# SLURM cluster (scripts/slurm.sh) for the SLURM executor's tests, then the Python package's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,3 +22,5 @@ else
     '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' >&2
 fi
 cargo test --release
+# The Python package's suite (python/ncood-py/tests; the extension was installed by setup.sh).
+python -m pytest -q -p no:cacheprovider python/ncood-py/tests

@@ -1,0 +1,1 @@
+../../../ddu_resnet.py
