@@ -58,10 +58,11 @@ fn shim(lib: &std::path::Path) {
             println!("cargo:rustc-link-lib=dylib={l}");
         }
         // libtorch's inline CUDA error checks call the CUDA runtime directly; its wheel ships only
-        // the versioned file, found at run time through the rpath like libtorch itself.
+        // the versioned file (hence verbatim, which also reaches crates that link this one, such
+        // as the Python extension), found at run time through the rpath like libtorch itself.
         let cudart = torch.join("../nvidia/cu13/lib");
         println!("cargo:rustc-link-search=native={}", cudart.display());
-        println!("cargo:rustc-link-arg=-l:libcudart.so.13");
+        println!("cargo:rustc-link-lib=dylib:+verbatim=libcudart.so.13");
         println!("cargo:rustc-link-arg=-Wl,-rpath={}", cudart.display());
     }
 }

