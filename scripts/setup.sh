@@ -69,7 +69,7 @@ cargo build --release --quiet
 # 6. The Python package, built (its own cargo workspace and target folder: pyo3-tch links
 #    libtorch_python, which the binary must not) and installed editable into .venv; skipped when
 #    the installed extension is newer than every source it is built from.
-so=$(ls python/ncood-py/python/ncood/_native.*.so 2>/dev/null | head -1)
+so=$(ls python/ncood-py/python/ncood/_native.*.so 2>/dev/null | head -1 || true) # none on a fresh clone
 if [ -z "$so" ] || [ -n "$(find src python/ncood-py/src python/ncood-py/Cargo.toml python/ncood-py/Cargo.lock \
     python/ncood-py/pyproject.toml Cargo.toml build.rs csrc -newer "$so" -print -quit)" ] \
     || ! .venv/bin/python -c "import ncood" 2>/dev/null; then
