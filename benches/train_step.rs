@@ -160,7 +160,7 @@ fn main() -> anyhow::Result<()> {
                 };
                 let ce = Loss::CrossEntropy;
                 loss = match graphed {
-                    Some(g) => g.step(net, sgd, &x, &y, 0.1, ce, precision),
+                    Some(g) => g.step(net, sgd, &x, &y, &lr, ce, precision),
                     None => train_step(net, sgd, &x, &y, &lr, ce, precision),
                 }
                 .unwrap()

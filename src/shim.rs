@@ -50,20 +50,20 @@ pub fn fp32<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// bfloat16 autocast on `device` while the guard lives (as `with torch.autocast(...)`), or, with
-/// `enabled` false, fp32 inside an autocast region. Restores the previous state when dropped.
+/// bfloat16 autocast on `device` while the guard lives (as `with torch.autocast(...)`; `fp32`
+/// turns it off inside). Restores the previous state when dropped.
 pub struct Autocast {
     cuda: i32,
     was_enabled: bool,
 }
 
 impl Autocast {
-    pub fn new(device: tch::Device, enabled: bool) -> Result<Autocast> {
+    pub fn bf16(device: tch::Device) -> Result<Autocast> {
         let cuda = i32::from(device.is_cuda());
         let mut was_enabled = false;
         // SAFETY: plain values and a valid out-pointer.
         check("autocast", unsafe {
-            ncood_autocast_set(cuda, enabled, &mut was_enabled)
+            ncood_autocast_set(cuda, true, &mut was_enabled)
         })?;
         check("autocast", unsafe { ncood_autocast_nesting(true) })?;
         Ok(Autocast { cuda, was_enabled })
@@ -153,14 +153,19 @@ mod tests {
         };
         assert_eq!(conv(), Kind::Float);
         {
-            let _on = Autocast::new(Device::Cpu, true).unwrap();
+            let _on = Autocast::bf16(Device::Cpu).unwrap();
             assert_eq!(conv(), Kind::BFloat16);
-            {
-                let _off = Autocast::new(Device::Cpu, false).unwrap();
-                assert_eq!(conv(), Kind::Float, "fp32 inside an autocast region");
-            }
-            assert_eq!(fp32(conv), Kind::Float);
+            assert_eq!(fp32(conv), Kind::Float, "fp32 inside an autocast region");
             assert_eq!(conv(), Kind::BFloat16, "the outer region is restored");
+            {
+                let _nested = Autocast::bf16(Device::Cpu).unwrap();
+                assert_eq!(conv(), Kind::BFloat16);
+            }
+            assert_eq!(
+                conv(),
+                Kind::BFloat16,
+                "a nested region leaves the outer one on"
+            );
         }
         assert_eq!(conv(), Kind::Float, "autocast off again after the guard");
     }

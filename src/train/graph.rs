@@ -55,9 +55,9 @@ impl GraphedSteps {
         })
     }
 
-    /// `train_step` on (x, y) at learning rate `lr`, by replaying the graph of this batch size
-    /// (captured on first use). Returns the static loss and logits tensors, valid until the next
-    /// step.
+    /// `train_step` on (x, y) at learning rate `lr` (copied into the graph's own device scalar),
+    /// by replaying the graph of this batch size (captured on first use). Returns the static loss
+    /// and logits tensors, valid until the next step.
     #[allow(clippy::too_many_arguments)] // train_step's arguments
     pub fn step(
         &mut self,
@@ -65,11 +65,11 @@ impl GraphedSteps {
         sgd: &mut Sgd,
         x: &Tensor,
         y: &Tensor,
-        lr: f64,
+        lr: &Tensor,
         loss: Loss,
         precision: Precision,
     ) -> Result<(Tensor, Tensor)> {
-        let _ = self.lr.fill_(lr);
+        tch::no_grad(|| self.lr.copy_(lr));
         let b = x.size()[0];
         if !self.graphs.contains_key(&b) {
             let c = self.capture(net, sgd, x, y, loss, precision).map_err(|e| {

@@ -82,7 +82,7 @@ pub fn train_step(
     let out = {
         let _autocast = match precision {
             Precision::Fp32 => None,
-            Precision::Bf16 => Some(crate::shim::Autocast::new(x.device(), true)?),
+            Precision::Bf16 => Some(crate::shim::Autocast::bf16(x.device())?),
         };
         net.model.forward_t(x, true)
     };
@@ -332,7 +332,7 @@ impl Session {
             };
             let (net, sgd, o) = (&self.net, &mut self.sgd, &cfg.optim);
             let (loss, logits) = match &mut self.graphs {
-                Some(g) => g.step(net, sgd, &x, &y, lr, o.loss, o.precision)?,
+                Some(g) => g.step(net, sgd, &x, &y, &lr_tensor, o.loss, o.precision)?,
                 None => train_step(net, sgd, &x, &y, &lr_tensor, o.loss, o.precision)?,
             };
             self.steps += 1;
