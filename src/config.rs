@@ -256,9 +256,14 @@ impl RunConfig {
             }
             node.insert(parts[parts.len() - 1].to_string(), value);
         }
-        let cfg: RunConfig = table
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::config("run config", e.message().to_string()))?;
+        let cfg: RunConfig = table.try_into().map_err(|e: toml::de::Error| {
+            // The key path ("in `model.width`") is in the Display text only, not in message().
+            let text = e.to_string();
+            let key = text
+                .lines()
+                .find_map(|l| l.strip_prefix("in `")?.strip_suffix('`'));
+            Error::config(key.unwrap_or("run config"), e.message())
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -281,6 +281,27 @@ fn cli_reports_bad_configs_and_missing_runs() {
         .unwrap();
     assert!(!st.status.success());
     assert!(String::from_utf8_lossy(&st.stderr).contains("optim.lr"));
+    // Unknown values of the compute settings are errors that name the value, before anything is
+    // written; graphs on the CPU are refused.
+    for (set, named) in [
+        ("memory_format=nhwc", "nhwc"),
+        ("optim.precision=fp16", "fp16"),
+        ("cuda_graphs=3", "cuda_graphs"),
+        ("cuda_graphs=true", "CUDA device"),
+    ] {
+        let out = tmp.path().join("z");
+        let st = ncood()
+            .args(["train", "--config"])
+            .arg(tmp.path().join("cfg.toml"))
+            .args(["--set", set, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!st.status.success(), "{set}");
+        let err = String::from_utf8_lossy(&st.stderr);
+        assert!(err.contains(named), "{set}: {err}");
+        assert!(!out.exists(), "{set}: nothing written");
+    }
     let st = ncood()
         .args(["train", "--resume"])
         .arg(tmp.path().join("nothing"))
