@@ -11,9 +11,10 @@
 //! to keep freed memory (ncood's `device::keep_freed_memory`, via MALLOC_* variables), shows how
 //! much of the gap a PyTorch user could close with the allocator alone.
 //!
-//! Rounds interleave all sides; the report gives each variant's median and range over rounds
-//! and its ratio to PyTorch's default (contiguous fp32) median of the same size: this machine is
-//! noisy, only ratios from one run mean anything.
+//! Rounds interleave all sides; the report gives each variant's median and range over rounds,
+//! its ratio to PyTorch's default (contiguous fp32) median of the same size (this machine is
+//! noisy, only ratios from one run mean anything), and the memory it page-faulted in per step
+//! (getrusage minor faults x page size).
 //!
 //! Run: `cargo bench --bench train_step` (after scripts/setup.sh). Env: NCOOD_BENCH_ROUNDS (5),
 //! NCOOD_BENCH_STEPS (20 at w=16; w=64 runs a quarter, at least 2), NCOOD_BENCH_THREADS (2),
@@ -100,8 +101,8 @@ fn main() -> anyhow::Result<()> {
         .split(',')
         .map(String::from)
         .collect();
-    // (size, side, variant) -> images/s of each round.
-    let mut results: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
+    // (size, side and variant) -> (images/s, page-faulted MB per step) of each round.
+    let mut results: BTreeMap<(usize, String), Vec<(f64, f64)>> = BTreeMap::new();
     for (si, size) in sizes.iter().enumerate() {
         let steps = if size.width <= 16 {
             steps_small
@@ -184,13 +185,14 @@ fn main() -> anyhow::Result<()> {
             .collect();
         for r in 1..=rounds {
             for (name, precision, net, sgd, graphed) in &mut nets {
-                let t0 = Instant::now();
+                let (faults, t0) = (minor_faults(), Instant::now());
                 run(net, sgd, graphed, *precision, steps);
                 let v = (steps * 128) as f64 / t0.elapsed().as_secs_f64();
+                let mb = (minor_faults() - faults) as f64 * page_size() / 1e6 / steps as f64;
                 results
                     .entry((si, format!("ncood {name}")))
                     .or_default()
-                    .push(v);
+                    .push((v, mb));
             }
             let pytorch = |variants: &str, env: &[(&str, &str)]| -> anyhow::Result<_> {
                 let out = Command::new(&python)
@@ -208,25 +210,26 @@ fn main() -> anyhow::Result<()> {
                     "PyTorch side failed: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                Ok(serde_json::from_slice::<BTreeMap<String, f64>>(
-                    &out.stdout,
-                )?)
+                let sides: BTreeMap<String, PyTorchSide> = serde_json::from_slice(&out.stdout)?;
+                Ok(sides
+                    .into_iter()
+                    .map(|(v, r)| (v, (r.images_per_s, r.page_fault_mb_per_step))))
             };
-            for (v, ips) in pytorch(&pytorch_variants.join(","), &[])? {
+            for (v, r) in pytorch(&pytorch_variants.join(","), &[])? {
                 results
                     .entry((si, format!("PyTorch {v}")))
                     .or_default()
-                    .push(ips);
+                    .push(r);
             }
             let kept = [
                 ("MALLOC_MMAP_MAX_", "0"),
                 ("MALLOC_TRIM_THRESHOLD_", "2147483647"),
             ];
-            for (v, ips) in pytorch("contiguous:fp32", &kept)? {
+            for (v, r) in pytorch("contiguous:fp32", &kept)? {
                 results
                     .entry((si, format!("PyTorch {v} +keep-freed-memory")))
                     .or_default()
-                    .push(ips);
+                    .push(r);
             }
             println!("{} round {r}/{rounds} done", size.name());
         }
@@ -234,22 +237,48 @@ fn main() -> anyhow::Result<()> {
     println!(
         "\n{rounds} interleaved rounds, {device_name}, {threads} threads, batch 128; img/s median [min-max]; ratio to PyTorch contiguous:fp32 (median over median)"
     );
+    let ips = |v: &[(f64, f64)]| v.iter().map(|r| r.0).collect::<Vec<_>>();
     for (si, size) in sizes.iter().enumerate() {
-        let reference = median(results[&(si, "PyTorch contiguous:fp32".to_string())].clone());
-        println!("\n| {} | img/s median [min-max] | ratio |", size.name());
-        println!("|---|---|---|");
+        let reference = median(ips(&results[&(si, "PyTorch contiguous:fp32".to_string())]));
+        println!(
+            "\n| {} | img/s median [min-max] | ratio | page faults MB/step (median) |",
+            size.name()
+        );
+        println!("|---|---|---|---|");
         for ((s, name), v) in &results {
             if *s != si {
                 continue;
             }
-            let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
-            let hi = v.iter().cloned().fold(0.0, f64::max);
-            let m = median(v.clone());
+            let speeds = ips(v);
+            let lo = speeds.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = speeds.iter().cloned().fold(0.0, f64::max);
+            let m = median(speeds);
+            let faults = median(v.iter().map(|r| r.1).collect());
             println!(
-                "| {name} | {m:.0} [{lo:.0}-{hi:.0}] | {:.3} |",
+                "| {name} | {m:.0} [{lo:.0}-{hi:.0}] | {:.3} | {faults:.1} |",
                 m / reference
             );
         }
     }
     Ok(())
+}
+
+/// One PyTorch variant's figures, as benches/train_step.py prints them.
+#[derive(serde::Deserialize)]
+struct PyTorchSide {
+    images_per_s: f64,
+    page_fault_mb_per_step: f64,
+}
+
+/// Minor page faults of this process so far (getrusage).
+fn minor_faults() -> i64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_minflt
+}
+
+fn page_size() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as f64 }
 }
