@@ -231,20 +231,32 @@ pub fn check_classifier(stats: &ClassStats, classifier: &Classifier) -> Result<(
 /// NC4's count on a chunk of features (B x D; the caller checks D, and the classifier with
 /// `check_classifier`): rows whose classifier prediction differs from the nearest class mean.
 pub fn nc4_disagreements(stats: &ClassStats, h: &Tensor, classifier: &Classifier) -> usize {
-    let means = &stats.means;
+    disagreements(stats, h, &predictions(h, classifier))
+}
+
+/// The classifier's predicted class of each row of `h` (B x D).
+pub fn predictions(h: &Tensor, classifier: &Classifier) -> Tensor {
     let hb = h.to_device(Device::Cpu).to_kind(Kind::Double);
     let mut logits = hb.mm(&classifier.weight.tr());
     if let Some(b) = &classifier.bias {
         logits += b;
     }
+    logits.argmax(1, false)
+}
+
+/// How many rows of `h` have a nearest class mean (of `stats`) other than `predicted` (B
+/// classes). Apart from `nc4_disagreements`, NC4 of an L2 model's raw features uses it: the model
+/// predicts from the normalised features, the nearest mean is the raw one's.
+pub fn disagreements(stats: &ClassStats, h: &Tensor, predicted: &Tensor) -> usize {
+    let means = &stats.means;
+    let hb = h.to_device(Device::Cpu).to_kind(Kind::Double);
     // argmin_c ||h - mu_c||^2 = argmin_c (||mu_c||^2 - 2 h.mu_c): ||h||^2 does not change it.
     let mean_sq = means
         .square()
         .sum_dim_intlist(1, false, Kind::Double)
         .unsqueeze(0); // 1 x C
     let nearest = (mean_sq - hb.mm(&means.tr()) * 2.0).argmin(1, false);
-    i64::try_from(logits.argmax(1, false).ne_tensor(&nearest).sum(Kind::Int64)).expect("count")
-        as usize
+    i64::try_from(predicted.ne_tensor(&nearest).sum(Kind::Int64)).expect("count") as usize
 }
 
 /// NC1-NC4 from the class statistics and NC4's count of disagreements over all their samples

@@ -50,7 +50,13 @@ impl Provenance {
 /// What one tracked epoch adds to its log line (`train::track`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tracked {
+    /// NC1-4 on the tracked features (`nc.features` names them).
     pub nc: Collapse,
+    /// NC1-4 on the raw (pre-normalisation) features too, when the tracked ones are the
+    /// normalised ones: an L2 model's collapse compared like for like with a no-L2 model's (SPEC
+    /// 8, C6). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nc_raw: Option<Collapse>,
     /// GDA (fitted on the tracked training features) AUROC, test split vs `ood`.
     pub gda_auroc: f64,
     pub topn_false_positives: usize,

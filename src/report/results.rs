@@ -92,21 +92,24 @@ fn run_rows(r: &RunRef) -> Result<Vec<Row>> {
         }
         if let Some(t) = &l.track {
             let f = t.nc.features.map(|k| k.name()).unwrap_or("");
-            let n = &t.nc.nc2;
-            let nc = [
-                ("nc1", t.nc.nc1),
-                ("nc2_equinorm_means", Some(n.equinorm_means)),
-                ("nc2_equinorm_weights", Some(n.equinorm_weights)),
-                ("nc2_equiangularity_means", Some(n.equiangularity_means)),
-                ("nc2_equiangularity_weights", Some(n.equiangularity_weights)),
-                ("nc2_maxangle_means", Some(n.maxangle_means)),
-                ("nc2_maxangle_weights", Some(n.maxangle_weights)),
-                ("nc3", Some(t.nc.nc3)),
-                ("nc4", Some(t.nc.nc4)),
-            ];
-            for (m, v) in nc {
-                if let Some(v) = v {
-                    row(l.epoch, "log", "", "", f, m, v);
+            for c in std::iter::once(&t.nc).chain(&t.nc_raw) {
+                let n = &c.nc2;
+                let nc = [
+                    ("nc1", c.nc1),
+                    ("nc2_equinorm_means", Some(n.equinorm_means)),
+                    ("nc2_equinorm_weights", Some(n.equinorm_weights)),
+                    ("nc2_equiangularity_means", Some(n.equiangularity_means)),
+                    ("nc2_equiangularity_weights", Some(n.equiangularity_weights)),
+                    ("nc2_maxangle_means", Some(n.maxangle_means)),
+                    ("nc2_maxangle_weights", Some(n.maxangle_weights)),
+                    ("nc3", Some(c.nc3)),
+                    ("nc4", Some(c.nc4)),
+                ];
+                let kind = c.features.map(|k| k.name()).unwrap_or("");
+                for (m, v) in nc {
+                    if let Some(v) = v {
+                        row(l.epoch, "log", "", "", kind, m, v);
+                    }
                 }
             }
             row(l.epoch, "log", &t.ood, "gda", f, "auroc", t.gda_auroc);
@@ -236,12 +239,26 @@ pub fn final_values(
         .unwrap_or_default()
 }
 
-/// Per seed, `run`'s tracked (`log`) series of `metric`: (epoch, value) in epoch order.
+/// The features `run` was tracked on (its tracked AUROC's; "" without tracking). An L2 run's log
+/// also holds NC on the raw features, which `tracked` and `tracked_at` leave out.
+pub fn tracked_features<'a>(rows: &'a [Row], run: &str) -> &'a str {
+    rows.iter()
+        .find(|r| r.key.source == "log" && r.key.run == run && r.key.metric == "auroc")
+        .map_or("", |r| r.key.features.as_str())
+}
+
+/// Per seed, `run`'s tracked (`log`) series of `metric` (on its tracked features): (epoch, value)
+/// in epoch order.
 pub fn tracked(rows: &[Row], run: &str, metric: &str) -> BTreeMap<u64, Vec<(usize, f64)>> {
+    let kind = tracked_features(rows, run);
     let mut out: BTreeMap<u64, Vec<(usize, f64)>> = BTreeMap::new();
     for r in rows {
         let k = &r.key;
-        if k.run == run && k.source == "log" && k.metric == metric {
+        if k.run == run
+            && k.source == "log"
+            && k.metric == metric
+            && (k.features.is_empty() || k.features == kind)
+        {
             out.entry(r.seed).or_default().push((k.epoch, r.value));
         }
     }

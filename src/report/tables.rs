@@ -191,7 +191,10 @@ pub const NC_MEASURES: [(&str, &str); 5] = [
 
 /// Per seed, `run`'s tracked `metric` at `epoch`.
 pub fn tracked_at(rows: &[Row], run: &str, epoch: usize, metric: &str) -> Vec<f64> {
-    values_at(rows, run, "log", epoch, &|k: &Key| k.metric == metric)
+    let kind = super::results::tracked_features(rows, run);
+    values_at(rows, run, "log", epoch, &|k: &Key| {
+        k.metric == metric && (k.features.is_empty() || k.features == kind)
+    })
 }
 
 /// The (run, epoch) pairs Table 3 and C6 compare: L2 at the short schedule, no L2 at the short

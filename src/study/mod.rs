@@ -14,9 +14,10 @@ use crate::error::{Error, Result};
 use std::path::Path;
 
 /// The study files that ship inside the binary (the repo's `studies/NAME.toml`), by name.
-pub const PRESETS: [(&str, &str); 3] = [
+pub const PRESETS: [(&str, &str); 4] = [
     ("quick", include_str!("../../studies/quick.toml")),
     ("cpu", include_str!("../../studies/cpu.toml")),
+    ("cpu-full", include_str!("../../studies/cpu-full.toml")),
     ("paper", include_str!("../../studies/paper.toml")),
 ];
 

@@ -78,8 +78,9 @@ impl Tracker {
         let kind = self.features;
         let train = FeatureSet::extract(model, &self.subset, norm, batch)?;
         let ood = FeatureSet::extract(model, &self.ood, norm, batch)?;
+        let train_all = train;
         let (train, ood, id) = (
-            train.get(kind, false),
+            train_all.get(kind, false),
             ood.get(kind, false),
             test.get(kind, false),
         );
@@ -91,8 +92,24 @@ impl Tracker {
         let nc = collapse::from_stats(&stats, train, &head, Some(kind), crate::stats::CHUNK)?;
         let gda = Gda::from_stats(&stats)?;
         let det = metrics::detection(&gda.score(id)?, &gda.score(ood)?)?;
+        // An L2 model's raw features too (NC3 against the same W; NC4 with the model's own
+        // predictions, made from the normalised features, against the nearest raw class mean).
+        let nc_raw = match kind {
+            FeatureKind::Normalized => {
+                let raw = train_all.get(FeatureKind::Raw, false);
+                let stats = ClassStats::new(raw, &self.labels, "NC", crate::stats::CHUNK)?;
+                let wrong =
+                    collapse::disagreements(&stats, raw, &collapse::predictions(train, &head));
+                let raw_kind = Some(FeatureKind::Raw);
+                Some(collapse::from_disagreements(
+                    &stats, &head, wrong, raw_kind,
+                )?)
+            }
+            FeatureKind::Raw | FeatureKind::HeadInput => None,
+        };
         Ok(Tracked {
             nc,
+            nc_raw,
             gda_auroc: det.auroc,
             topn_false_positives: det.topn_false_positives,
             ood: self.ood_name.to_string(),
