@@ -157,6 +157,16 @@ pub enum Precision {
     Bf16,
 }
 
+impl Precision {
+    /// The config's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {

@@ -813,8 +813,14 @@ fn report_cmd(dir: &Path) -> Result<()> {
         );
     }
     say!("{} rows, {} aggregates over seeds", w.rows, w.summaries);
+    for r in &w.regimes {
+        say!("regime: {}", r.why);
+    }
     if !w.claims.is_empty() {
-        say!("{}", ncood::report::claims::markdown(&w.claims));
+        say!(
+            "{}",
+            ncood::report::claims::terminal(&w.claims, &w.primary).trim_end()
+        );
     }
     say!("report: {}", w.html.display());
     Ok(())

@@ -17,8 +17,8 @@ pub enum Stream {
     TrackSubset,
     /// The class-balanced subset of the training split a run trains on (`data.train_subset`).
     TrainSubset,
-    /// The resampling of a report's bootstrap intervals.
-    Bootstrap,
+    /// The random permutations of a report's tests (report::stats) and their simulations.
+    Resampling,
 }
 
 /// The generator of `stream` for `seed`. The derivations are fixed: changing one changes every
@@ -30,6 +30,6 @@ pub fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {
         Stream::Generated => seed ^ 0x00d5_e700_0000_0001,
         Stream::TrackSubset => seed ^ 0x7ac0_0000_0000_0005,
         Stream::TrainSubset => seed ^ 0x7a10_0000_0000_0006,
-        Stream::Bootstrap => seed ^ 0xb007_0000_0000_0007,
+        Stream::Resampling => seed ^ 0xb007_0000_0000_0007,
     })
 }

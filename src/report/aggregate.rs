@@ -1,29 +1,9 @@
 //! Aggregation over seeds: for every (run, epoch, source, OoD set, score, features, metric), the
 //! number of seeds, mean, unbiased standard deviation, standard error of the mean, min and max.
 use super::results::{Key, Row};
+use super::stats::Stats;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// Mean, min and max over `n` seeds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Stats {
-    pub n: usize,
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Stats {
-    /// None for no values (a cell the study has no data for).
-    pub fn of(x: &[f64]) -> Option<Stats> {
-        (!x.is_empty()).then(|| Stats {
-            n: x.len(),
-            mean: x.iter().sum::<f64>() / x.len() as f64,
-            min: x.iter().copied().fold(f64::INFINITY, f64::min),
-            max: x.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        })
-    }
-}
 
 /// Statistics over seeds. `std` and `se` are null for a single seed (undefined, not 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,10 +33,13 @@ pub fn aggregate(rows: &[Row]) -> Vec<Summary> {
         .map(|(key, mut v)| {
             v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
             let x: Vec<f64> = v.iter().map(|p| p.1).collect();
-            let Stats { n, mean, min, max } = Stats::of(&x).expect("a group has a value");
-            let std = (n > 1).then(|| {
-                (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-            });
+            let Stats {
+                n,
+                mean,
+                std,
+                min,
+                max,
+            } = Stats::of(&x).expect("a group has a value");
             Summary {
                 key,
                 n,
@@ -68,43 +51,6 @@ pub fn aggregate(rows: &[Row]) -> Vec<Summary> {
             }
         })
         .collect()
-}
-
-/// Ranks of `x` from 1, ties given their average rank (as scipy.stats.rankdata).
-fn ranks(x: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..x.len()).collect();
-    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let mut r = vec![0.0; x.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && x[order[j + 1]] == x[order[i]] {
-            j += 1;
-        }
-        for &k in &order[i..=j] {
-            r[k] = (i + j) as f64 / 2.0 + 1.0;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-/// Spearman's rank correlation of paired values (Pearson's on average ranks, as
-/// scipy.stats.spearmanr); None for fewer than 3 pairs, unequal lengths, or a constant side.
-pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
-    if x.len() != y.len() || x.len() < 3 {
-        return None;
-    }
-    let (rx, ry) = (ranks(x), ranks(y));
-    let n = x.len() as f64;
-    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in rx.iter().zip(&ry) {
-        sxy += (a - mx) * (b - my);
-        sxx += (a - mx).powi(2);
-        syy += (b - my).powi(2);
-    }
-    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
 /// `aggregate.csv`: one line per summary, empty cells for undefined std and se.
@@ -187,18 +133,5 @@ mod tests {
             "{csv}"
         );
         assert!(aggregate(&[]).is_empty());
-    }
-
-    #[test]
-    fn spearman_matches_hand_worked_values() {
-        // scipy.stats.spearmanr([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) = 0.8207826816681233 (ties in
-        // y get the average rank 3.5).
-        let r = spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[5.0, 6.0, 7.0, 8.0, 7.0]).unwrap();
-        assert!((r - 0.8207826816681233).abs() < 1e-12, "{r}");
-        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
-        assert_eq!(ranks(&[2.0, 1.0, 2.0, 3.0]), vec![2.5, 1.0, 2.5, 4.0]);
-        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[1.0, 1.0, 1.0]), None);
-        assert_eq!(spearman(&[1.0, 2.0], &[1.0, 2.0]), None);
-        assert_eq!(spearman(&[], &[]), None);
     }
 }

@@ -1,247 +1,405 @@
-//! The paper's claims (SPEC 8) judged on a study's own runs: per OoD set, this study's numbers,
-//! the paper's, the difference, a 95% percentile bootstrap interval over seeds (each group's seeds
-//! resampled with replacement, 10,000 resamples, seeded) and a verdict: supported when the
-//! interval lies on the claimed side of the margin, contradicted when it lies on the other side,
-//! inconclusive when it straddles it or a group has fewer than 3 seeds.
-use super::aggregate::spearman;
-use super::results::{Row, final_epoch, start_epoch, tracked, tracked_ood, tracked_rho};
-use super::tables::{
-    NC_MEASURES, SOFTMAX_SCORES, collapse_points, final_accuracy, final_auroc, head, ood_sets,
-    tracked_at,
+//! The paper's claims (SPEC 8) judged on a study's own runs. `CLAIMS` holds them as data (id,
+//! statement, the paper's value, the statistic, the claimed side and margin: the twelve on one
+//! screen); one function per claim says only which runs and values it compares, and
+//! `report::stats` decides. Each judged claim is one verdict per roles block and OoD set (per model
+//! for C7), built from one or more tested parts:
+//! - one part: its decision;
+//! - "all of" k parts (C5, C7, C10's epochs): supported when every part is (an intersection-union
+//!   test: level 2.5% with no correction), contradicted when one part is at 2.5% / k (Bonferroni);
+//! - "at least m of" k parts (C6's "nearly all"): m parts supported, or k - m + 1 contradicted,
+//!   each at 2.5% / k.
+//!
+//! Below a method's minimum seeds (`stats::Method::min_seeds`) a claim is "too few seeds (needs
+//! N)"; C1-C4 out of the paper's regime (`regime`) are "out of the paper's regime"; C7 on the
+//! paper's own exception (ResNet50 without L2 at the long schedule) is "the paper's exception".
+use super::regime::Regime;
+use super::results::{
+    NC_MEASURES, Row, SOFTMAX_SCORES, final_accuracy, final_auroc, final_by_seed, final_epoch,
+    head, intervention_curve, start_epoch, tracked, tracked_at, tracked_on, tracked_ood,
+    tracked_rho,
 };
-use crate::rng;
-use crate::study::plan::RunRef;
-use crate::study::plan::intervention_run;
+use super::stats::{
+    self, ALPHA, Decision, Side, Test, equivalence_seeds, mean, min_difference, rank_correlation,
+    sign_flip, std_difference, welch,
+};
+use crate::study::plan::{RunRef, intervention_run};
 use crate::study::spec::{InterventionSpec, Roles};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Resamples of the bootstrap.
-pub const RESAMPLES: usize = 10_000;
-/// The fewest seeds per group for a verdict other than inconclusive.
-pub const MIN_SEEDS: usize = 3;
-
-/// The statistic of each group whose difference a claim is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stat {
-    Mean,
-    Min,
-    /// Unbiased standard deviation.
-    Std,
-    /// One group's minimum against the other's maximum (C5's worst case vs best case).
-    #[serde(rename = "min_vs_max")]
-    MinVsMax,
-    /// Spearman's rank correlation of paired values (C12).
-    Rho,
+/// A claim as the paper states it and as this project judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ClaimDef {
+    pub id: &'static str,
+    pub statement: &'static str,
+    /// The paper's numbers.
+    pub paper: &'static str,
+    /// What is compared and how it is tested.
+    pub statistic: &'static str,
+    pub side: Side,
+    pub margin: f64,
 }
 
-impl Stat {
-    pub fn of(self, x: &[f64]) -> f64 {
-        let n = x.len() as f64;
-        let mean = x.iter().sum::<f64>() / n;
-        match self {
-            Stat::Mean => mean,
-            Stat::Min => x.iter().copied().fold(f64::INFINITY, f64::min),
-            Stat::Std => (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt(),
-            // Not a statistic of one group: the claims that use them build their verdicts
-            // directly.
-            Stat::MinVsMax | Stat::Rho => f64::NAN,
-        }
+const fn def(
+    id: &'static str,
+    statement: &'static str,
+    paper: &'static str,
+    statistic: &'static str,
+    side: Side,
+    margin: f64,
+) -> ClaimDef {
+    ClaimDef {
+        id,
+        statement,
+        paper,
+        statistic,
+        side,
+        margin,
     }
 }
 
-/// Which side of the margin the claim puts stat(a) - stat(b) on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Above,
-    Below,
-    /// Within (-margin, margin): C12's weak correlation.
-    Within,
+/// The claims of SPEC 8, in the paper's order.
+pub const CLAIMS: [ClaimDef; 20] = [
+    def(
+        "C1",
+        "L2-short's mean GDA AUROC is competitive with no-L2-long's (at most 0.01 below)",
+        "RN18 above; RN50 -0.01",
+        "difference of means, Welch t",
+        Side::Above,
+        -0.01,
+    ),
+    def(
+        "C1+",
+        "L2-short's mean GDA AUROC exceeds no-L2-long's",
+        "RN18 above",
+        "difference of means, Welch t",
+        Side::Above,
+        0.0,
+    ),
+    def(
+        "C2",
+        "L2-short's test accuracy is within 0.01 of no-L2-long's",
+        "RN18 -0.008; RN50 higher",
+        "difference of means, Welch t",
+        Side::Above,
+        -0.01,
+    ),
+    def(
+        "C3",
+        "worst case: L2-short's minimum AUROC over seeds is above no-L2-long's",
+        "+0.047 RN18, +0.024 RN50",
+        "difference of minima, permutation test",
+        Side::Above,
+        0.0,
+    ),
+    def(
+        "C4",
+        "spread: the std of AUROC over seeds is smaller with L2-short",
+        "smaller (RN18, RN50)",
+        "difference of stds, permutation test",
+        Side::Below,
+        0.0,
+    ),
+    def(
+        "C5",
+        "ablation at equal epochs: L2 >= no L2 in mean accuracy, min accuracy and mean AUROC, for each pair",
+        "L2 higher in all (Table 2)",
+        "all parts: Welch t (means), permutation test (min)",
+        Side::Above,
+        0.0,
+    ),
+    def(
+        "C5*",
+        "across Table 2's configurations, the worst L2 configuration's min and mean AUROC exceed the best no-L2 configuration's",
+        "L2's worst above no L2's best (Table 2)",
+        "all L2 x no-L2 configuration pairs: permutation test (min), Welch t (mean)",
+        Side::Above,
+        0.0,
+    ),
+    def(
+        "C6",
+        "nearly all NC measures (at least 4 of NC1, NC2 equinorm, NC2 equiangularity, NC3, NC4) lower with L2-short than with no-L2-long (each on its head's input)",
+        "all lower (Table 3)",
+        "at least 4 of 5 Welch t at 2.5%/5",
+        Side::Below,
+        0.0,
+    ),
+    def(
+        "C6 raw",
+        "the same like for like: L2-short's raw features against no-L2-long's",
+        "(not reported)",
+        "at least 4 of 5 Welch t at 2.5%/5",
+        Side::Below,
+        0.0,
+    ),
+    def(
+        "C6 =",
+        "at equal epochs nearly all NC measures are lower with L2, about 10x (ratios reported)",
+        "~10x lower (Table 3)",
+        "at least 4 of 5 Welch t at 2.5%/5",
+        Side::Below,
+        0.0,
+    ),
+    def(
+        "C7",
+        "every softmax-family score's AUROC is below GDA's (the seven as one family per model and OoD set)",
+        "all but RN50 no-L2 350 (Table 4)",
+        "paired per seed (score - GDA), all 7 exact sign-flip",
+        Side::Below,
+        0.0,
+    ),
+    def(
+        "C8",
+        "NC tracks OoD: over the no-L2 long runs, Spearman rho(NC1, AUROC) across epochs is negative",
+        "NC falls as AUROC rises (Figure 3)",
+        "per-run rho, exact sign-flip",
+        Side::Below,
+        0.0,
+    ),
+    def(
+        "C8 fall",
+        "AUROC falls after its peak (last minus the value at the peak of the other runs' mean curve)",
+        "a slight fall (Figure 3)",
+        "per-run fall, exact sign-flip",
+        Side::Below,
+        0.0,
+    ),
+    def(
+        "C9",
+        "after 2 epochs of the intervention the NC-loss group gained more AUROC than the control",
+        "+0.038 vs +0.008 (Figure 4)",
+        "paired per seed, exact sign-flip",
+        Side::Above,
+        0.0,
+    ),
+    def(
+        "C10",
+        "the NC loss raises top-N false positives more than the control (highest change from the start)",
+        "+500 within 20 epochs (Figure 5)",
+        "paired per seed, exact sign-flip",
+        Side::Above,
+        0.0,
+    ),
+    def(
+        "C10 L2",
+        "over-training L2-short to 2.5x adds fewer top-N false positives than the NC loss's rise",
+        "+54 over 90 epochs vs +500",
+        "difference of means, Welch t",
+        Side::Below,
+        0.0,
+    ),
+    def(
+        "C10 no-L2",
+        "over-training no-L2-long to 1.43x: the seed-averaged top-N false positives stay within ~20 of the start at every epoch",
+        "at most ~20 (Figure 5)",
+        "every epoch, exact sign-flip against 20",
+        Side::Below,
+        20.0,
+    ),
+    def(
+        "C11",
+        "L2 over-trained to the long schedule: test accuracy above no-L2-long's",
+        "slightly above (Table 6)",
+        "difference of means, Welch t",
+        Side::Above,
+        0.0,
+    ),
+    def(
+        "C11 AUROC",
+        "L2 over-trained to the long schedule: mean AUROC below L2-short's",
+        "clearly below (Table 6)",
+        "difference of means, Welch t",
+        Side::Below,
+        0.0,
+    ),
+    def(
+        "C12",
+        "peak AUROC is not predicted by the amount of NC: across seeds, NC1 at each run's peak-AUROC epoch vs the peak AUROC",
+        "weak correlation",
+        "Spearman rho, permutation test",
+        Side::Neither,
+        0.0,
+    ),
+];
+
+/// The claim `id` of `CLAIMS`.
+pub fn claim(id: &str) -> &'static ClaimDef {
+    CLAIMS
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("claim {id} is not in CLAIMS"))
 }
 
+/// A judged claim's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Supported,
     Contradicted,
     Inconclusive,
+    /// C12: no relation found (an absent relation is never "supported").
+    NotContradicted,
+    /// Fewer seeds than its method needs (`needs` says how many).
+    TooFewSeeds,
+    /// C1-C4 when the regime check fails.
+    OutOfRegime,
+    /// C7 where the paper itself found the softmax family not below GDA.
+    Exception,
 }
 
-/// The `q` quantile of sorted values, interpolated linearly (numpy's default).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
-/// stat(a) - stat(b) and its 95% percentile bootstrap interval (`seed` seeds the resampling).
-pub fn bootstrap_difference(a: &[f64], b: &[f64], stat: Stat, seed: u64) -> (f64, [f64; 2]) {
-    let point = stat.of(a) - stat.of(b);
-    let mut rng = rng::rng(seed, rng::Stream::Bootstrap);
-    let mut draw = |x: &[f64]| -> Vec<f64> {
-        (0..x.len())
-            .map(|_| x[rng.random_range(0..x.len())])
-            .collect()
-    };
-    let mut diffs: Vec<f64> = (0..RESAMPLES)
-        .map(|_| stat.of(&draw(a)) - stat.of(&draw(b)))
-        .collect();
-    diffs.sort_by(f64::total_cmp);
-    (point, [quantile(&diffs, 0.025), quantile(&diffs, 0.975)])
-}
-
-/// The verdict for an interval against a claim that the difference lies on `side` of `margin`.
-pub fn verdict(interval: [f64; 2], side: Side, margin: f64, seeds: [usize; 2]) -> Verdict {
-    if seeds.iter().any(|&n| n < MIN_SEEDS) {
-        return Verdict::Inconclusive;
-    }
-    let [lo, hi] = interval;
-    match side {
-        Side::Above if lo > margin => Verdict::Supported,
-        Side::Above if hi < margin => Verdict::Contradicted,
-        Side::Below if hi < margin => Verdict::Supported,
-        Side::Below if lo > margin => Verdict::Contradicted,
-        Side::Within if lo > -margin && hi < margin => Verdict::Supported,
-        Side::Within if lo >= margin || hi <= -margin => Verdict::Contradicted,
-        _ => Verdict::Inconclusive,
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Supported => "supported",
+            Verdict::Contradicted => "contradicted",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::NotContradicted => "not contradicted",
+            Verdict::TooFewSeeds => "too few seeds",
+            Verdict::OutOfRegime => "out of the paper's regime",
+            Verdict::Exception => "the paper's exception",
+        }
     }
 }
 
-/// One judged comparison of a claim on one OoD set.
+/// One tested comparison of a claim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// What is compared, e.g. "mean auroc of l2-short vs nol2-long".
+    pub what: String,
+    /// Each group's statistic (means, minima, stds; a paired test's mean and the margin).
+    pub values: [f64; 2],
+    pub test: Test,
+    pub decision: Decision,
+    /// The seeds its method needs, when it has fewer.
+    pub needs: Option<usize>,
+}
+
+/// One verdict of a claim: a roles block, an OoD set ("" for claims without one) and, for C7, a
+/// model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judged {
-    /// The `[[roles]]` block (architecture) it was judged on.
     pub block: String,
     pub claim: String,
-    pub statement: String,
     pub ood: String,
-    /// The groups compared (run names) and what was compared.
-    pub a: String,
-    pub b: String,
-    pub metric: String,
-    pub stat: Stat,
-    pub a_value: f64,
-    pub b_value: f64,
-    pub difference: f64,
-    pub interval: [f64; 2],
-    pub side: Side,
-    pub margin: f64,
-    pub seeds: [usize; 2],
+    /// What the verdict is about (the runs compared).
+    pub subject: String,
     pub verdict: Verdict,
-    /// The paper's numbers for this claim.
-    pub paper: String,
-    /// What the study ran: data, architecture, width, epochs, seeds.
-    pub scale: String,
-    /// What else the claim reports (a ratio, a distribution, a best value).
+    /// With `TooFewSeeds`: the seeds per group its methods need.
+    pub needs: Option<usize>,
+    /// The effect in words: estimate with its 95% interval (or p-value), or the parts' tally.
+    pub effect: String,
+    /// Seeds per group (the smallest over its parts).
+    pub seeds: [usize; 2],
     pub note: String,
+    pub parts: Vec<Part>,
 }
 
-/// A comparison to judge: groups `a` and `b` (run names) on `metric` rows selected by `select`.
-pub struct Comparison<'a> {
-    pub claim: &'a str,
-    pub statement: &'a str,
-    pub paper: &'a str,
-    pub a: &'a str,
-    pub b: &'a str,
-    pub metric: &'a str,
-    pub stat: Stat,
-    pub side: Side,
-    pub margin: f64,
+/// The rule that turns a claim's parts into its verdict.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// Every part on the claimed side.
+    All,
+    /// At least this many of the parts on the claimed side.
+    AtLeast(usize),
 }
 
-/// Judges one comparison with values `a` and `b` (per seed); None when a group has no value.
-pub fn judge(
-    c: &Comparison,
-    ood: &str,
-    a: &[f64],
-    b: &[f64],
-    scale: &str,
-    seed: u64,
-) -> Option<Judged> {
-    if a.is_empty() || b.is_empty() || (c.stat == Stat::Std && (a.len() < 2 || b.len() < 2)) {
-        return None;
-    }
-    let (difference, interval) = bootstrap_difference(a, b, c.stat, seed);
-    let seeds = [a.len(), b.len()];
-    Some(Judged {
-        block: String::new(),
-        claim: c.claim.into(),
-        statement: c.statement.into(),
-        ood: ood.into(),
-        a: c.a.into(),
-        b: c.b.into(),
-        metric: c.metric.into(),
-        stat: c.stat,
-        a_value: c.stat.of(a),
-        b_value: c.stat.of(b),
-        difference,
-        interval,
-        side: c.side,
-        margin: c.margin,
-        seeds,
-        verdict: verdict(interval, c.side, c.margin, seeds),
-        paper: c.paper.into(),
-        scale: scale.into(),
-        note: String::new(),
+/// A part from a test against `margin` on the claim's side; None without a test.
+fn part(what: String, values: [f64; 2], test: Option<Test>, side: Side) -> Option<Part> {
+    let test = test?;
+    let min = test.method.min_seeds();
+    let needs = (test.n[0].min(test.n[1]) < min).then_some(min);
+    Some(Part {
+        what,
+        values,
+        decision: test.decide(side),
+        test,
+        needs,
     })
 }
 
-/// Values per seed against zero: judging a paired difference (or a per-seed statistic such as a
-/// rank correlation) with `judge` by comparing it with a group of zeros of the same size.
-fn zeros(x: &[f64]) -> Vec<f64> {
-    vec![0.0; x.len()]
+/// The verdict of parts under a rule (claims on `side`).
+fn combine(parts: &[Part], rule: Rule, side: Side) -> (Verdict, Option<usize>) {
+    if let Some(needs) = parts.iter().filter_map(|p| p.needs).max() {
+        return (Verdict::TooFewSeeds, Some(needs));
+    }
+    if parts.is_empty() {
+        return (Verdict::Inconclusive, None);
+    }
+    if let Side::Neither = side {
+        return match parts[0].decision {
+            Decision::Contradicted => (Verdict::Contradicted, None),
+            _ => (Verdict::NotContradicted, None),
+        };
+    }
+    let other = match side {
+        Side::Above => Side::Below,
+        _ => Side::Above,
+    };
+    let k = parts.len();
+    let bonferroni = ALPHA / k as f64;
+    let count = |s: Side, level: f64| parts.iter().filter(|p| p.test.p(s) <= level).count();
+    let (supported, contradicted) = match rule {
+        Rule::All => (count(side, ALPHA) == k, count(other, bonferroni) >= 1),
+        Rule::AtLeast(m) => (
+            count(side, bonferroni) >= m,
+            count(other, bonferroni) > k - m,
+        ),
+    };
+    let v = if contradicted {
+        Verdict::Contradicted
+    } else if supported {
+        Verdict::Supported
+    } else {
+        Verdict::Inconclusive
+    };
+    (v, None)
 }
 
-/// Spearman's rho of paired per-seed values and its 95% percentile bootstrap interval (pairs
-/// resampled; resamples with a constant side are skipped). None with fewer than `MIN_SEEDS` pairs.
-pub fn bootstrap_spearman(x: &[f64], y: &[f64], seed: u64) -> Option<(f64, [f64; 2])> {
-    let point = spearman(x, y)?;
-    let mut rng = rng::rng(seed, rng::Stream::Bootstrap);
-    let mut rhos = vec![];
-    for _ in 0..RESAMPLES {
-        let idx: Vec<usize> = (0..x.len()).map(|_| rng.random_range(0..x.len())).collect();
-        let (a, b): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| (x[i], y[i])).unzip();
-        rhos.extend(spearman(&a, &b));
+/// "+0.0123 [+0.0034, +0.0212]" or "+0.0123 (p = 0.031)".
+fn effect_of(p: &Part, side: Side) -> String {
+    let t = &p.test;
+    match t.interval {
+        Some([lo, hi]) => format!("{:+.4} [{lo:+.4}, {hi:+.4}]", t.estimate),
+        None => format!("{:+.4} (p = {:.3})", t.estimate, t.p(side)),
     }
-    if rhos.is_empty() {
-        return None;
-    }
-    rhos.sort_by(f64::total_cmp);
-    Some((point, [quantile(&rhos, 0.025), quantile(&rhos, 0.975)]))
 }
 
-/// A roles block's results and the judged comparisons so far.
+/// A roles block's results and the judged claims so far.
 struct Judge<'a> {
     rows: &'a [Row],
     runs: &'a [RunRef],
     roles: &'a Roles,
     sets: Vec<String>,
-    scale: &'a str,
     block: &'a str,
+    regime: Option<&'a Regime>,
+    /// The paper's C7 exception applies to this block's no-L2 long runs (ResNet50).
+    exception: bool,
     out: Vec<Judged>,
 }
 
-/// The claims C1-C12 of SPEC 8 that one `[[roles]]` block's runs allow judging. AUROC is GDA's on
-/// the features each run's head reads, at each run's last epoch, per OoD set; NC and the curves
-/// (C8-C10) are the tracked values (training subset; the tracked OoD set).
-pub fn judge_study(
-    rows: &[Row],
-    runs: &[RunRef],
-    roles: &Roles,
-    interventions: &[InterventionSpec],
-    scale: &str,
-    block: &str,
-) -> Vec<Judged> {
+/// The inputs of one roles block's judgement.
+pub struct Block<'a> {
+    pub label: &'a str,
+    pub roles: &'a Roles,
+    /// Interventions from this block's no-L2 long runs.
+    pub interventions: &'a [InterventionSpec],
+    pub regime: Option<&'a Regime>,
+    /// Its no-L2 long runs are ResNet50s (the paper's C7 exception).
+    pub resnet50: bool,
+}
+
+/// The claims one `[[roles]]` block's runs allow judging. AUROC is GDA's on the features each
+/// run's head reads, at each run's last epoch, per evaluated OoD set; NC and the curves are the
+/// tracked values (training subset; the tracked OoD set).
+pub fn judge_block(rows: &[Row], runs: &[RunRef], b: &Block) -> Vec<Judged> {
     let mut j = Judge {
         rows,
         runs,
-        roles,
-        sets: ood_sets(rows),
-        scale,
-        block,
+        roles: b.roles,
+        sets: super::results::ood_sets(rows),
+        block: b.label,
+        regime: b.regime,
+        exception: b.resnet50,
         out: vec![],
     };
     j.headline();
@@ -249,7 +407,7 @@ pub fn judge_study(
     j.collapse();
     j.softmax();
     j.nc_tracks_ood();
-    let nc_rise = j.intervention(interventions);
+    let nc_rise = j.intervention(b.interventions);
     j.overtraining(&nc_rise);
     j.l2_long();
     j.peak();
@@ -265,276 +423,339 @@ impl Judge<'_> {
         final_accuracy(self.rows, self.runs, run)
     }
 
-    /// Judges `c` on values `a` and `b`, resampled with a seed fixed by what it compares.
-    fn add(&mut self, c: Comparison, ood: &str, a: Vec<f64>, b: Vec<f64>, note: String) {
-        let stat = format!("{:?}", c.stat);
-        let seed = stream(&[self.block, c.claim, c.a, c.b, c.metric, &stat, ood]);
-        let j = judge(&c, ood, &a, &b, self.scale, seed);
-        self.out.extend(j.map(|j| Judged {
+    /// A resampling seed fixed by what is compared: the same result whatever else a report holds.
+    fn seed(&self, parts: &[&str]) -> u64 {
+        use sha2::{Digest, Sha256};
+        let mut all = vec![self.block];
+        all.extend_from_slice(parts);
+        let d = Sha256::digest(all.join("\u{1f}").as_bytes());
+        u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+    }
+
+    /// Records claim `id`'s verdict on `ood` from `parts` under `rule`; nothing without parts.
+    fn add(
+        &mut self,
+        id: &str,
+        ood: &str,
+        subject: String,
+        parts: Vec<Part>,
+        rule: Rule,
+        note: String,
+    ) {
+        if parts.is_empty() {
+            return;
+        }
+        let def = claim(id);
+        let (mut verdict, needs) = combine(&parts, rule, def.side);
+        let in_regime = ["C1", "C1+", "C2", "C3", "C4"].contains(&id);
+        let mut note = note;
+        if let (true, Some(r)) = (in_regime, self.regime)
+            && r.ok == Some(false)
+        {
+            verdict = Verdict::OutOfRegime;
+            note = format!("{} {note}", r.why).trim().to_string();
+        }
+        let effect = match (rule, parts.as_slice()) {
+            (_, [p]) => effect_of(p, def.side),
+            (Rule::All, _) => format!(
+                "{} of {} parts {}",
+                parts
+                    .iter()
+                    .filter(|p| p.decision == Decision::Supported)
+                    .count(),
+                parts.len(),
+                side_word(def.side)
+            ),
+            (Rule::AtLeast(m), _) => format!(
+                "{} of {} {} (needs {m})",
+                parts
+                    .iter()
+                    .filter(|p| p.test.p(def.side) <= ALPHA / parts.len() as f64)
+                    .count(),
+                parts.len(),
+                side_word(def.side)
+            ),
+        };
+        let seeds = parts
+            .iter()
+            .map(|p| p.test.n)
+            .min_by_key(|n| n[0].min(n[1]))
+            .unwrap_or([0, 0]);
+        self.out.push(Judged {
             block: self.block.into(),
+            claim: id.into(),
+            ood: ood.into(),
+            subject,
+            verdict,
+            needs,
+            effect,
+            seeds,
             note,
-            ..j
-        }));
+            parts,
+        });
+    }
+
+    /// One part comparing two groups' values with a two-sample method.
+    fn two_sample(
+        &self,
+        id: &str,
+        stat: &str,
+        (a_name, a): (&str, &[f64]),
+        (b_name, b): (&str, &[f64]),
+        ood: &str,
+    ) -> Option<Part> {
+        let def = claim(id);
+        let seed = self.seed(&[id, stat, a_name, b_name, ood]);
+        let (test, values) = match stat.split_whitespace().next() {
+            Some("min") => (
+                min_difference(a, b, seed),
+                [stats::Stats::of(a)?.min, stats::Stats::of(b)?.min],
+            ),
+            Some("std") => (std_difference(a, b, seed), [stats::std(a)?, stats::std(b)?]),
+            _ => (welch(a, b, def.margin), [mean(a), mean(b)]),
+        };
+        part(
+            format!("{stat} of {a_name} vs {b_name}"),
+            values,
+            test,
+            def.side,
+        )
+    }
+
+    /// One part testing paired per-seed differences (or per-run statistics) against the claim's
+    /// margin.
+    fn paired(&self, id: &str, what: String, d: &[f64], ood: &str) -> Option<Part> {
+        let def = claim(id);
+        let test = sign_flip(d, def.margin, self.seed(&[id, &what, ood]));
+        part(what, [mean(d), def.margin], test, def.side)
     }
 
     /// C1-C4: L2 at the short schedule against no L2 at the long one, per OoD set.
     fn headline(&mut self) {
-        if let (Some(l2), Some(long)) = (&self.roles.l2_short, &self.roles.nol2_long) {
-            // The same AUROC values per set, three statistics of them.
-            let claims = [
-                (
-                    "C1",
-                    "mean AUROC: L2 at the short schedule >= no L2 at the long one",
-                    "RN18: above; RN50: -0.01",
-                    Stat::Mean,
-                    Side::Above,
-                ),
-                (
-                    "C3",
-                    "worst case: min AUROC over seeds, L2-short > no-L2-long",
-                    "+0.047 RN18, +0.024 RN50",
-                    Stat::Min,
-                    Side::Above,
-                ),
-                (
-                    "C4",
-                    "spread: std of AUROC over seeds smaller with L2-short",
-                    "smaller (RN18, RN50)",
-                    Stat::Std,
-                    Side::Below,
-                ),
-            ];
-            for ood in &self.sets.clone() {
-                let (a, b) = (self.auroc(l2, ood), self.auroc(long, ood));
-                for (id, statement, paper, stat, side) in claims {
-                    let c = claim(id, statement, paper, l2, long, "auroc", stat, side, 0.0);
-                    self.add(c, ood, a.clone(), b.clone(), String::new());
+        let (Some(l2), Some(long)) = (self.roles.l2_short.clone(), self.roles.nol2_long.clone())
+        else {
+            return;
+        };
+        let subject = format!("{l2} vs {long}");
+        for ood in self.sets.clone() {
+            let (a, b) = (self.auroc(&l2, &ood), self.auroc(&long, &ood));
+            for (id, stat) in [
+                ("C1", "mean auroc"),
+                ("C1+", "mean auroc"),
+                ("C3", "min auroc"),
+                ("C4", "std auroc"),
+            ] {
+                let p = self.two_sample(id, stat, (&l2, &a), (&long, &b), &ood);
+                self.add(
+                    id,
+                    &ood,
+                    subject.clone(),
+                    p.into_iter().collect(),
+                    Rule::All,
+                    String::new(),
+                );
+            }
+        }
+        let (a, b) = (self.accuracy(&l2), self.accuracy(&long));
+        let p = self.two_sample("C2", "mean accuracy", (&l2, &a), (&long, &b), "");
+        self.add(
+            "C2",
+            "",
+            subject,
+            p.into_iter().collect(),
+            Rule::All,
+            String::new(),
+        );
+    }
+
+    /// C5: each L2 / no-L2 pair at equal epochs (short; and long, when both exist).
+    fn ablation(&mut self) {
+        let r = self.roles;
+        let pairs: Vec<(String, String)> =
+            [(&r.l2_short, &r.nol2_short), (&r.l2_long, &r.nol2_long)]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.clone()?, b.clone()?)))
+                .collect();
+        if pairs.is_empty() {
+            return;
+        }
+        let subject = pairs
+            .iter()
+            .map(|(a, b)| format!("{a} vs {b}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        for ood in self.sets.clone() {
+            let mut parts = vec![];
+            for (l2, no) in &pairs {
+                let (a, b) = (self.accuracy(l2), self.accuracy(no));
+                parts.extend(self.two_sample("C5", "mean accuracy", (l2, &a), (no, &b), ""));
+                parts.extend(self.two_sample("C5", "min accuracy", (l2, &a), (no, &b), ""));
+                let (a, b) = (self.auroc(l2, &ood), self.auroc(no, &ood));
+                parts.extend(self.two_sample("C5", "mean auroc", (l2, &a), (no, &b), &ood));
+            }
+            self.add("C5", &ood, subject.clone(), parts, Rule::All, String::new());
+        }
+    }
+
+    /// C6: NC of L2-short against no-L2-long on each one's head input and raw against raw, and
+    /// against no-L2-short (equal epochs) with the ratios.
+    fn collapse(&mut self) {
+        let Some(l2) = self.roles.l2_short.clone() else {
+            return;
+        };
+        let end = |run: &str| final_epoch(self.runs, run);
+        let Some(e_l2) = end(&l2) else { return };
+        let others = [
+            ("C6", self.roles.nol2_long.clone(), false),
+            ("C6 raw", self.roles.nol2_long.clone(), true),
+            ("C6 =", self.roles.nol2_short.clone(), false),
+        ];
+        for (id, other, raw) in others {
+            let Some(other) = other else { continue };
+            let Some(e) = end(&other) else { continue };
+            let mut parts = vec![];
+            let mut ratios = vec![];
+            for (m, label) in NC_MEASURES {
+                let a = if raw {
+                    tracked_on(self.rows, &l2, e_l2, m, "raw")
+                } else {
+                    tracked_at(self.rows, &l2, e_l2, m)
+                };
+                let b = tracked_at(self.rows, &other, e, m);
+                let a_name = format!("{l2} e{e_l2}{}", if raw { " raw" } else { "" });
+                let b_name = format!("{other} e{e}");
+                if let Some(p) =
+                    self.two_sample(id, &format!("mean {m}"), (&a_name, &a), (&b_name, &b), "")
+                {
+                    if p.values[0] > 0.0 {
+                        ratios.push(format!("{label} {:.1}x", p.values[1] / p.values[0]));
+                    }
+                    parts.push(p);
                 }
             }
-            let c2 = "accuracy: L2-short at most 0.01 below no-L2-long";
+            let note = format!(
+                "{other} / {l2} (means): {}; NC of L2 models on {}",
+                ratios.join(", "),
+                if raw {
+                    "their raw features"
+                } else {
+                    "the normalised features their head reads"
+                }
+            );
             self.add(
-                claim(
-                    "C2",
-                    c2,
-                    "RN18 -0.008; RN50 higher",
-                    l2,
-                    long,
-                    "accuracy",
-                    Stat::Mean,
-                    Side::Above,
-                    -0.01,
-                ),
+                id,
                 "",
-                self.accuracy(l2),
-                self.accuracy(long),
-                String::new(),
+                format!("{l2} vs {other}"),
+                parts,
+                Rule::AtLeast(4),
+                note,
             );
         }
     }
 
-    /// C5: the ablation at equal epochs.
-    fn ablation(&mut self) {
-        if let (Some(l2), Some(short)) = (&self.roles.l2_short, &self.roles.nol2_short) {
-            let c5 = "ablation at equal epochs: L2 >= no L2 in mean and min accuracy and AUROC";
-            for stat in [Stat::Mean, Stat::Min] {
-                let c = |metric| {
-                    claim(
-                        "C5",
-                        c5,
-                        "L2 higher in all (Table 2)",
-                        l2,
-                        short,
-                        metric,
-                        stat,
-                        Side::Above,
-                        0.0,
-                    )
-                };
-                self.add(
-                    c("accuracy"),
-                    "",
-                    self.accuracy(l2),
-                    self.accuracy(short),
-                    String::new(),
-                );
-                for ood in &self.sets.clone() {
-                    self.add(
-                        c("auroc"),
-                        ood,
-                        self.auroc(l2, ood),
-                        self.auroc(short, ood),
-                        String::new(),
-                    );
-                }
-            }
-            for ood in &self.sets.clone() {
-                let (a, b) = (self.auroc(l2, ood), self.auroc(short, ood));
-                if let (Some(&min), Some(&max)) = (
-                    a.iter().min_by(|x, y| x.total_cmp(y)),
-                    b.iter().max_by(|x, y| x.total_cmp(y)),
-                ) {
-                    // L2's worst seed against no-L2's best: a comparison of extremes, no interval.
-                    let worst = "ablation: L2's worst (min) AUROC >= no L2's best (max)";
-                    let v = if a.len().min(b.len()) < MIN_SEEDS {
-                        Verdict::Inconclusive
-                    } else if min >= max {
-                        Verdict::Supported
-                    } else {
-                        Verdict::Contradicted
-                    };
-                    self.out.push(Judged {
-                        block: self.block.into(),
-                        claim: "C5".into(),
-                        statement: worst.into(),
-                        ood: ood.clone(),
-                        a: l2.clone(),
-                        b: short.clone(),
-                        metric: "auroc".into(),
-                        stat: Stat::MinVsMax,
-                        a_value: min,
-                        b_value: max,
-                        difference: min - max,
-                        interval: [min - max, min - max],
-                        side: Side::Above,
-                        margin: 0.0,
-                        seeds: [a.len(), b.len()],
-                        verdict: v,
-                        paper: "L2's min above no L2's max (Table 2)".into(),
-                        scale: self.scale.into(),
-                        note: "min and max of the seeds themselves (no resampling)".into(),
-                    });
-                }
-            }
-        }
-    }
-
-    /// C6: each NC measure lower with L2 at the short schedule, at both no-L2 schedules.
-    fn collapse(&mut self) {
-        let points = collapse_points(self.rows, self.runs, self.roles);
-        if let Some((l2, e_l2, _)) = points.first() {
-            for (run, e, what) in &points[1..] {
-                for (m, name) in NC_MEASURES {
-                    let (a, b) = (
-                        tracked_at(self.rows, l2, *e_l2, m),
-                        tracked_at(self.rows, run, *e, m),
-                    );
-                    let (ma, mb) = (Stat::Mean.of(&a), Stat::Mean.of(&b));
-                    let ratio = if ma > 0.0 {
-                        format!("{:.3}x", mb / ma)
-                    } else {
-                        "- (L2 short is 0)".into()
-                    };
-                    let note = format!(
-                        "{name}: {what} / L2 short = {ratio}; each on the features its head reads (L2: normalised)"
-                    );
-                    let c6 = "collapse: each of NC1-4 lower with L2-short than without L2 (short and long schedule); about 10x lower at equal epochs";
-                    self.add(
-                        claim(
-                            "C6",
-                            c6,
-                            "all lower; ~10x at equal epochs (Table 3)",
-                            &format!("{l2} e{e_l2}"),
-                            &format!("{run} e{e}"),
-                            m,
-                            Stat::Mean,
-                            Side::Below,
-                            0.0,
-                        ),
-                        "",
-                        a,
-                        b,
-                        note,
-                    );
-                }
-            }
-        }
-    }
-
-    /// C7: every softmax score's AUROC below GDA's, per model: the paired per-seed difference.
+    /// C7: per model and OoD set, every softmax score's AUROC below GDA's, paired per seed.
     fn softmax(&mut self) {
-        for run in self.roles.models() {
-            for ood in &self.sets.clone() {
-                let gda = self.auroc(run, ood);
-                for score in SOFTMAX_SCORES {
-                    let s = final_auroc(self.rows, self.runs, run, ood, score, "");
-                    if s.len() != gda.len() {
-                        continue;
+        let models: Vec<String> = self.roles.models().into_iter().cloned().collect();
+        for run in models {
+            let exception = self.exception && self.roles.nol2_long.as_ref() == Some(&run);
+            for ood in self.sets.clone() {
+                let h = head(self.runs, &run);
+                let pick = |score: &'static str, f: &'static str| {
+                    let ood = ood.clone();
+                    move |k: &super::results::Key| {
+                        k.metric == "auroc" && k.ood == ood && k.score == score && k.features == f
                     }
-                    let d: Vec<f64> = s.iter().zip(&gda).map(|(s, g)| s - g).collect();
-                    let c7 = "softmax: every softmax-family score's AUROC below GDA's (per seed, score - GDA)";
-                    let note = format!("{score} - gda on {run}");
-                    self.add(
-                        claim(
-                            "C7",
-                            c7,
-                            "below GDA for all but RN50 no-L2 350 (Table 4)",
-                            run,
-                            "0",
-                            score,
-                            Stat::Mean,
-                            Side::Below,
-                            0.0,
-                        ),
-                        ood,
-                        d.clone(),
-                        zeros(&d),
-                        note,
-                    );
+                };
+                let gda = final_by_seed(self.rows, self.runs, &run, &pick("gda", h));
+                let mut parts = vec![];
+                for score in SOFTMAX_SCORES {
+                    let s = final_by_seed(self.rows, self.runs, &run, &pick(score, ""));
+                    let d: Vec<f64> = s
+                        .iter()
+                        .filter_map(|(seed, v)| Some(v - gda.get(seed)?))
+                        .collect();
+                    parts.extend(self.paired("C7", format!("{score} - gda on {run}"), &d, &ood));
+                }
+                let before = self.out.len();
+                self.add("C7", &ood, run.clone(), parts, Rule::All, String::new());
+                if exception && let Some(j) = self.out.get_mut(before) {
+                    j.verdict = Verdict::Exception;
+                    j.note =
+                        "the paper found the softmax family not below GDA here (RN50 no-L2 350)"
+                            .into();
                 }
             }
         }
     }
 
-    /// C8: over the no-L2 long runs' training, NC1 falls as AUROC rises (rho < 0 per run), and
-    /// AUROC falls slightly after its peak.
+    /// C8: over the no-L2 long runs, rho(NC1, AUROC) < 0 per run, and AUROC's fall after its
+    /// peak. The peak epoch of each run is taken from the other runs' mean curve, so the fall is
+    /// not the upward bias of a maximum over noisy epochs (a run's own peak minus its last value
+    /// is never negative).
     fn nc_tracks_ood(&mut self) {
-        if let Some(long) = &self.roles.nol2_long {
-            let rhos: Vec<f64> = tracked_rho(self.rows, long, "nc1", "auroc")
-                .into_values()
-                .collect();
-            let falls: Vec<f64> = tracked(self.rows, long, "auroc")
-                .values()
-                .filter_map(|a| {
-                    let peak = a.iter().map(|p| p.1).reduce(f64::max)?;
-                    Some(peak - a.last()?.1)
-                })
-                .collect();
-            if !rhos.is_empty() {
-                let mut sorted = rhos.clone();
-                sorted.sort_by(f64::total_cmp);
-                let note = format!(
-                    "rho per run: min {:.3}, median {:.3}, max {:.3}; AUROC fall after its peak: mean {:.4}",
-                    sorted[0],
-                    quantile(&sorted, 0.5),
-                    sorted[sorted.len() - 1],
-                    Stat::Mean.of(&falls)
-                );
-                let c8 = "NC tracks OoD: over training without L2 (long), Spearman rho(NC1, AUROC) across epochs < 0 per run";
-                let ood = tracked_ood(self.rows, long);
-                self.add(
-                    claim(
-                        "C8",
-                        c8,
-                        "NC falls as AUROC rises; slight fall after the peak (Figure 3)",
-                        long,
-                        "0",
-                        "spearman(nc1, auroc)",
-                        Stat::Mean,
-                        Side::Below,
-                        0.0,
-                    ),
-                    &ood,
-                    rhos.clone(),
-                    zeros(&rhos),
-                    note,
-                );
+        let Some(long) = self.roles.nol2_long.clone() else {
+            return;
+        };
+        let ood = tracked_ood(self.rows, &long);
+        let rhos: Vec<f64> = tracked_rho(self.rows, &long, "nc1", "auroc")
+            .into_values()
+            .collect();
+        let p = self.paired(
+            "C8",
+            format!("rho(nc1, auroc) per run of {long}"),
+            &rhos,
+            &ood,
+        );
+        self.add(
+            "C8",
+            &ood,
+            long.clone(),
+            p.into_iter().collect(),
+            Rule::All,
+            String::new(),
+        );
+        let curves = tracked(self.rows, &long, "auroc");
+        let mut falls = vec![];
+        let mut peaks = vec![];
+        for (seed, own) in &curves {
+            let mut others: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+            for (_, c) in curves.iter().filter(|(s, _)| *s != seed) {
+                for &(e, v) in c {
+                    others.entry(e).or_default().push(v);
+                }
+            }
+            let peak = others
+                .iter()
+                .map(|(e, v)| (*e, mean(v)))
+                .reduce(|p, q| if q.1 > p.1 { q } else { p });
+            let (Some((e, _)), Some(last)) = (peak, own.last()) else {
+                continue;
+            };
+            if let Some(at) = own.iter().find(|p| p.0 == e) {
+                falls.push(last.1 - at.1);
+                peaks.push(e);
             }
         }
+        let p = self.paired(
+            "C8 fall",
+            format!("last - peak auroc per run of {long}"),
+            &falls,
+            &ood,
+        );
+        let note = format!("peak epochs (from the other runs): {peaks:?}");
+        self.add(
+            "C8 fall",
+            &ood,
+            long,
+            p.into_iter().collect(),
+            Rule::All,
+            note,
+        );
     }
 
-    /// C9 and C10: the intervention (SPEC 7), on the tracked curves. Both groups of a seed start
-    /// from the same checkpoint, so they are compared per seed (paired). Returns the NC group's
-    /// highest change of top-N false positives per seed (C10's yardstick for over-training).
+    /// C9 and C10: the intervention (SPEC 7). Both groups of a seed start from the same
+    /// checkpoint, so they are compared per seed. Returns the NC group's highest change of top-N
+    /// false positives per seed (C10 L2's yardstick).
     fn intervention(&mut self, interventions: &[InterventionSpec]) -> Vec<f64> {
         let mut nc_rise = vec![];
         for i in interventions {
@@ -542,449 +763,401 @@ impl Judge<'_> {
                 intervention_run(&i.source, i.from_epoch, "nc"),
                 intervention_run(&i.source, i.from_epoch, "control"),
             );
-            // Per seed, the change of `metric` from the intervention's start (the source's tracked
-            // value at from_epoch) to each of its epochs.
-            let changes = |g: &str, metric: &str| -> BTreeMap<u64, Vec<(usize, f64)>> {
-                let start = tracked(self.rows, &i.source, metric);
-                tracked(self.rows, g, metric)
-                    .into_iter()
-                    .filter_map(|(s, v)| {
-                        let b = start.get(&s)?.iter().find(|p| p.0 == i.from_epoch)?.1;
-                        Some((s, v.iter().map(|p| (p.0, p.1 - b)).collect()))
-                    })
-                    .collect()
-            };
-            // Per seed (paired), f(nc) - f(control).
-            let paired = |metric: &str, f: &dyn Fn(&[Point]) -> Option<f64>| -> Vec<f64> {
-                let (nc, control) = (changes(&g_nc, metric), changes(&g_control, metric));
+            let curve =
+                |g: &str, m: &str| intervention_curve(self.rows, &i.source, i.from_epoch, g, m);
+            // Per seed, the change from epoch 0 at epoch `e` (or the highest change).
+            let change_at =
+                |c: &[(usize, f64)], e: usize| Some(c.iter().find(|p| p.0 == e)?.1 - c.first()?.1);
+            let highest =
+                |c: &[(usize, f64)]| Some(c.iter().map(|p| p.1).reduce(f64::max)? - c.first()?.1);
+            let paired = |m: &str, f: &dyn Fn(&[(usize, f64)]) -> Option<f64>| -> Vec<f64> {
+                let (nc, control) = (curve(&g_nc, m), curve(&g_control, m));
                 nc.iter()
                     .filter_map(|(s, v)| Some(f(v)? - f(control.get(s)?)?))
                     .collect()
             };
-            let at = |e: usize| move |v: &[(usize, f64)]| v.iter().find(|p| p.0 == e).map(|p| p.1);
-            let max = |v: &[(usize, f64)]| v.iter().map(|p| p.1).reduce(f64::max);
-            let mean_at = |g: &str, e: usize| {
-                let v: Vec<f64> = changes(g, "auroc")
+            let mean_change = |g: &str, e: usize| {
+                let v: Vec<f64> = curve(g, "auroc")
                     .values()
-                    .filter_map(|v| at(e)(v))
+                    .filter_map(|c| change_at(c, e))
                     .collect();
-                (!v.is_empty()).then(|| Stat::Mean.of(&v))
+                (!v.is_empty()).then(|| mean(&v))
             };
             let best_control = (1..=i.epochs)
-                .filter_map(|e| mean_at(&g_control, e))
-                .fold(f64::NEG_INFINITY, f64::max);
+                .filter_map(|e| mean_change(&g_control, e))
+                .reduce(f64::max);
             // SPEC 7: was the source on a plateau when the intervention began?
-            let before = |metric: &str| {
-                let d: Vec<f64> = tracked(self.rows, &i.source, metric)
+            let before = |m: &str| {
+                let v: Vec<f64> = tracked(self.rows, &i.source, m)
                     .values()
-                    .filter_map(|v| {
-                        Some(at(i.from_epoch)(v)? - at(i.from_epoch.checked_sub(1)?)(v)?)
+                    .filter_map(|c| {
+                        let at = |e: usize| c.iter().find(|p| p.0 == e).map(|p| p.1);
+                        Some(at(i.from_epoch)? - at(i.from_epoch.checked_sub(1)?)?)
                     })
                     .collect();
-                (!d.is_empty()).then(|| Stat::Mean.of(&d))
+                (!v.is_empty()).then(|| mean(&v))
             };
             let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:+.4}"));
-            let count = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:+.1}"));
             let note = format!(
-                "mean gains after 2 epochs: NC {}, control {}; control's best mean gain within {} epochs: {best_control:+.4} (paper: +0.017 within 20); the source's change over the epoch before {}: AUROC {}, test accuracy {} (SPEC 7 asks for a plateau)",
-                fmt(mean_at(&g_nc, 2)),
-                fmt(mean_at(&g_control, 2)),
+                "mean gains after 2 epochs: NC {}, control {}; the control's best mean gain within {} epochs: {} (paper: +0.017 within 20); the source's change over the epoch before {}: AUROC {}, test accuracy {} (SPEC 7 asks for a plateau)",
+                fmt(mean_change(&g_nc, 2)),
+                fmt(mean_change(&g_control, 2)),
                 i.epochs,
+                fmt(best_control),
                 i.from_epoch,
                 fmt(before("auroc")),
                 fmt(before("test_acc"))
             );
-            let gain = paired("auroc", &at(2));
-            let c9 = "intervention: AUROC gain after 2 epochs, NC-loss group > control (per seed, NC - control)";
-            self.add(
-                claim(
-                    "C9",
-                    c9,
-                    "+0.038 vs +0.008 (Figure 4)",
-                    &g_nc,
-                    &g_control,
-                    "auroc gain",
-                    Stat::Mean,
-                    Side::Above,
-                    0.0,
-                ),
+            let gain = paired("auroc", &|c| change_at(c, 2));
+            let subject = format!("{g_nc} vs {g_control}");
+            let p = self.paired(
+                "C9",
+                "auroc gain after 2 epochs, nc - control".into(),
+                &gain,
                 "",
-                gain.clone(),
-                zeros(&gain),
+            );
+            self.add(
+                "C9",
+                "",
+                subject.clone(),
+                p.into_iter().collect(),
+                Rule::All,
                 note,
             );
-            let fp = changes(&g_nc, "topn_false_positives");
-            let mean_of = |pick: fn(f64, f64) -> f64| {
+            let fp = curve(&g_nc, "topn_false_positives");
+            let extreme = |pick: fn(f64, f64) -> f64| {
                 let v: Vec<f64> = fp
                     .values()
-                    .filter_map(|v| v.iter().map(|p| p.1).reduce(pick))
+                    .filter_map(|c| Some(c.iter().map(|p| p.1).reduce(pick)? - c.first()?.1))
                     .collect();
-                (!v.is_empty()).then(|| Stat::Mean.of(&v))
+                (!v.is_empty()).then(|| mean(&v))
             };
+            let count = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:+.1}"));
             let note = format!(
-                "NC group's change from the start: lowest {}, highest {} (means over seeds)",
-                count(mean_of(f64::min)),
-                count(mean_of(f64::max))
+                "the NC group's change from the start: lowest {}, highest {} (means over seeds)",
+                count(extreme(f64::min)),
+                count(extreme(f64::max))
             );
-            let more = paired("topn_false_positives", &max);
-            let c10 = "false positives: the NC loss raises top-N false positives within the intervention more than the control does (per seed, highest change NC - control)";
-            self.add(
-                claim(
-                    "C10",
-                    c10,
-                    "+500 on average within 20 epochs (Figure 5)",
-                    &g_nc,
-                    &g_control,
-                    "topn_false_positives rise",
-                    Stat::Mean,
-                    Side::Above,
-                    0.0,
-                ),
+            let more = paired("topn_false_positives", &highest);
+            let p = self.paired(
+                "C10",
+                "highest top-N false positives change, nc - control".into(),
+                &more,
                 "",
-                more.clone(),
-                zeros(&more),
-                note,
             );
-            nc_rise.extend(fp.values().filter_map(|v| max(v)));
+            self.add("C10", "", subject, p.into_iter().collect(), Rule::All, note);
+            nc_rise.extend(fp.values().filter_map(|c| highest(c)));
         }
         nc_rise
     }
 
-    /// C10, over-training: the net change of top-N false positives from the source's last epoch
-    /// to the over-training's.
+    /// C10, over-training: L2's net change against the NC loss's rise, and no-L2's seed-averaged
+    /// curve within 20 of its start at every epoch (an intersection-union test over epochs).
     fn overtraining(&mut self, nc_rise: &[f64]) {
-        let added = |over: &str| -> Vec<f64> {
-            let (Some(start), Some(end)) =
-                (start_epoch(self.runs, over), final_epoch(self.runs, over))
-            else {
-                return vec![];
+        // Per seed, the change of top-N false positives from the source's last epoch.
+        let changes = |over: &str| -> BTreeMap<usize, Vec<f64>> {
+            let mut by_epoch: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+            let Some(start) = start_epoch(self.runs, over) else {
+                return by_epoch;
             };
-            tracked(self.rows, over, "topn_false_positives")
-                .values()
-                .filter_map(|v| {
-                    let at = |e| v.iter().find(|p| p.0 == e).map(|p| p.1);
-                    Some(at(end)? - at(start)?)
-                })
-                .collect()
-        };
-        if let Some(o) = &self.roles.l2_overtrain {
-            let c = "false positives: over-training L2-short to 2.5x adds far fewer than the NC loss (net change vs the NC group's highest)";
-            let a = added(o);
-            self.add(
-                claim(
-                    "C10",
-                    c,
-                    "+54 over 90 epochs vs +500",
-                    o,
-                    "nc loss",
-                    "topn_false_positives added",
-                    Stat::Mean,
-                    Side::Below,
-                    0.0,
-                ),
-                "",
-                a,
-                nc_rise.to_vec(),
-                String::new(),
-            );
-        }
-        if let Some(o) = &self.roles.nol2_overtrain {
-            let c =
-                "false positives: over-training no-L2-long to 1.43x adds at most ~20 (net change)";
-            let a = added(o);
-            self.add(
-                claim(
-                    "C10",
-                    c,
-                    "at most ~20 (Figure 5)",
-                    o,
-                    "0",
-                    "topn_false_positives added",
-                    Stat::Mean,
-                    Side::Below,
-                    20.0,
-                ),
-                "",
-                a.clone(),
-                zeros(&a),
-                String::new(),
-            );
-        }
-    }
-
-    /// C11: over-training L2 to the long schedule.
-    fn l2_long(&mut self) {
-        if let (Some(short), Some(long)) = (&self.roles.l2_short, &self.roles.l2_long) {
-            let c11 = "over-training L2 to the long schedule: accuracy slightly up, AUROC clearly down vs L2-short";
-            self.add(
-                claim(
-                    "C11",
-                    c11,
-                    "accuracy up, AUROC down (Table 6)",
-                    long,
-                    short,
-                    "accuracy",
-                    Stat::Mean,
-                    Side::Above,
-                    0.0,
-                ),
-                "",
-                self.accuracy(long),
-                self.accuracy(short),
-                String::new(),
-            );
-            for ood in &self.sets.clone() {
-                self.add(
-                    claim(
-                        "C11",
-                        c11,
-                        "accuracy up, AUROC down (Table 6)",
-                        long,
-                        short,
-                        "auroc",
-                        Stat::Mean,
-                        Side::Below,
-                        0.0,
-                    ),
-                    ood,
-                    self.auroc(long, ood),
-                    self.auroc(short, ood),
-                    String::new(),
-                );
-            }
-        }
-    }
-
-    /// C12: across seeds, NC1 at each run's peak-AUROC epoch vs the peak AUROC: weakly correlated.
-    fn peak(&mut self) {
-        if let Some(long) = &self.roles.nol2_long {
-            let nc1 = tracked(self.rows, long, "nc1");
-            let (mut x, mut y) = (vec![], vec![]);
-            for (s, a) in tracked(self.rows, long, "auroc") {
-                let Some(peak) = a
-                    .iter()
-                    .copied()
-                    .reduce(|p, q| if q.1 > p.1 { q } else { p })
-                else {
+            for c in tracked(self.rows, over, "topn_false_positives").values() {
+                let Some(b) = c.iter().find(|p| p.0 == start) else {
                     continue;
                 };
-                if let Some(n) = nc1.get(&s).and_then(|v| v.iter().find(|p| p.0 == peak.0)) {
-                    x.push(n.1);
-                    y.push(peak.1);
+                for &(e, v) in c.iter().filter(|p| p.0 > start) {
+                    by_epoch.entry(e).or_default().push(v - b.1);
                 }
             }
-            let seed = stream(&[self.block, "C12", long]);
-            if let Some((rho, interval)) = bootstrap_spearman(&x, &y, seed) {
-                let n = [x.len(), x.len()];
-                self.out.push(Judged {
-                    block: self.block.into(),
-                    claim: "C12".into(),
-                    statement: format!("peak AUROC is not predicted by the amount of NC: across seeds, abs(Spearman rho(NC1 at the peak epoch, peak AUROC)) < {WEAK}"),
-                    ood: String::new(),
-                    a: long.clone(),
-                    b: String::new(),
-                    metric: "spearman(nc1 at peak, peak auroc)".into(),
-                    stat: Stat::Rho,
-                    a_value: rho,
-                    b_value: 0.0,
-                    difference: rho,
-                    interval,
-                    side: Side::Within,
-                    margin: WEAK,
-                    seeds: n,
-                    verdict: verdict(interval, Side::Within, WEAK, n),
-                    paper: "weak correlation".into(),
-                    scale: self.scale.into(),
-                    note: format!("abs(rho) < {WEAK} counts as weak: this project's threshold (SPEC 8 names none); with few seeds the interval is wide and the verdict inconclusive"),
-                });
+            by_epoch
+        };
+        if let Some(o) = self.roles.l2_overtrain.clone() {
+            let end = final_epoch(self.runs, &o).unwrap_or(0);
+            let added = changes(&o).remove(&end).unwrap_or_default();
+            let p = self.two_sample(
+                "C10 L2",
+                "mean topn_false_positives added",
+                (&o, &added),
+                ("the NC loss's rise", nc_rise),
+                "",
+            );
+            self.add(
+                "C10 L2",
+                "",
+                format!("{o} vs the NC loss"),
+                p.into_iter().collect(),
+                Rule::All,
+                String::new(),
+            );
+        }
+        if let Some(o) = self.roles.nol2_overtrain.clone() {
+            let by_epoch = changes(&o);
+            let mut parts = vec![];
+            let mut worst: Option<(usize, f64)> = None;
+            for (e, d) in &by_epoch {
+                let m = mean(d);
+                if worst.is_none_or(|w| m > w.1) {
+                    worst = Some((*e, m));
+                }
+                parts.extend(self.paired(
+                    "C10 no-L2",
+                    format!("topn_false_positives change at epoch {e}"),
+                    d,
+                    "",
+                ));
             }
+            let note = worst.map_or(String::new(), |(e, m)| {
+                format!("the seed-averaged curve's maximum above its start: {m:+.1} at epoch {e}")
+            });
+            self.add("C10 no-L2", "", o, parts, Rule::All, note);
         }
     }
-}
 
-/// A comparison, its fields in order (the claims above read as a table).
-#[allow(clippy::too_many_arguments)]
-fn claim<'a>(
-    claim: &'a str,
-    statement: &'a str,
-    paper: &'a str,
-    a: &'a str,
-    b: &'a str,
-    metric: &'a str,
-    stat: Stat,
-    side: Side,
-    margin: f64,
-) -> Comparison<'a> {
-    Comparison {
-        claim,
-        statement,
-        paper,
-        a,
-        b,
-        metric,
-        stat,
-        side,
-        margin,
+    /// C11: L2 over-trained to the long schedule.
+    fn l2_long(&mut self) {
+        let r = self.roles;
+        let (Some(long), Some(short)) = (r.l2_long.clone(), r.l2_short.clone()) else {
+            return;
+        };
+        if let Some(base) = r.nol2_long.clone() {
+            let (a, b) = (self.accuracy(&long), self.accuracy(&base));
+            let p = self.two_sample("C11", "mean accuracy", (&long, &a), (&base, &b), "");
+            self.add(
+                "C11",
+                "",
+                format!("{long} vs {base}"),
+                p.into_iter().collect(),
+                Rule::All,
+                String::new(),
+            );
+        }
+        for ood in self.sets.clone() {
+            let (a, b) = (self.auroc(&long, &ood), self.auroc(&short, &ood));
+            let p = self.two_sample("C11 AUROC", "mean auroc", (&long, &a), (&short, &b), &ood);
+            self.add(
+                "C11 AUROC",
+                &ood,
+                format!("{long} vs {short}"),
+                p.into_iter().collect(),
+                Rule::All,
+                String::new(),
+            );
+        }
+    }
+
+    /// C12: across seeds, NC1 at each run's peak-AUROC epoch vs the peak AUROC.
+    fn peak(&mut self) {
+        let Some(long) = self.roles.nol2_long.clone() else {
+            return;
+        };
+        let nc1 = tracked(self.rows, &long, "nc1");
+        let (mut x, mut y) = (vec![], vec![]);
+        for (s, a) in tracked(self.rows, &long, "auroc") {
+            let Some(peak) = a
+                .iter()
+                .copied()
+                .reduce(|p, q| if q.1 > p.1 { q } else { p })
+            else {
+                continue;
+            };
+            if let Some(n) = nc1.get(&s).and_then(|v| v.iter().find(|p| p.0 == peak.0)) {
+                x.push(n.1);
+                y.push(peak.1);
+            }
+        }
+        let test = rank_correlation(&x, &y, self.seed(&["C12", &long]));
+        let p = part(
+            format!("spearman(nc1 at peak, peak auroc) of {long}"),
+            [test.as_ref().map_or(f64::NAN, |t| t.estimate), 0.0],
+            test,
+            Side::Neither,
+        );
+        let note = format!(
+            "an equivalence test (|rho| < 0.5 shown at 2.5% per side with 80% power) needs about {} seeds",
+            equivalence_seeds(0.5)
+        );
+        let ood = tracked_ood(self.rows, &long);
+        self.add("C12", &ood, long, p.into_iter().collect(), Rule::All, note);
     }
 }
 
-/// (epoch, value) of a tracked curve.
-type Point = (usize, f64);
-
-/// The seed of a comparison's resampling, from what it compares: the same interval whatever
-/// other comparisons a report holds.
-fn stream(parts: &[&str]) -> u64 {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(parts.join("\u{1f}").as_bytes());
-    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+fn side_word(side: Side) -> &'static str {
+    match side {
+        Side::Above => "above",
+        Side::Below => "below",
+        Side::Neither => "related",
+    }
 }
 
-/// Below this |rho| a correlation counts as weak (C12).
-pub const WEAK: f64 = 0.5;
+/// C5*: across every roles block's Table 2 configurations (L2 and no L2 at the short schedule),
+/// the worst L2 configuration's min and mean AUROC above the best no-L2 configuration's: every
+/// L2 x no-L2 configuration pair must be (an intersection-union test), per OoD set.
+pub fn configurations(rows: &[Row], runs: &[RunRef], blocks: &[Block]) -> Vec<Judged> {
+    let l2: Vec<&String> = blocks
+        .iter()
+        .filter_map(|b| b.roles.l2_short.as_ref())
+        .collect();
+    let no: Vec<&String> = blocks
+        .iter()
+        .filter_map(|b| b.roles.nol2_short.as_ref())
+        .collect();
+    let Some(first) = blocks.first() else {
+        return vec![];
+    };
+    if l2.is_empty() || no.is_empty() {
+        return vec![];
+    }
+    let mut j = Judge {
+        rows,
+        runs,
+        roles: first.roles,
+        sets: super::results::ood_sets(rows),
+        block: "all",
+        regime: None,
+        exception: false,
+        out: vec![],
+    };
+    for ood in j.sets.clone() {
+        let mut parts = vec![];
+        for a in &l2 {
+            for b in &no {
+                let (x, y) = (j.auroc(a, &ood), j.auroc(b, &ood));
+                parts.extend(j.two_sample("C5*", "min auroc", (a, &x), (b, &y), &ood));
+                parts.extend(j.two_sample("C5*", "mean auroc", (a, &x), (b, &y), &ood));
+            }
+        }
+        let subject = format!("L2 {:?} vs no L2 {:?}", l2, no);
+        j.add("C5*", &ood, subject, parts, Rule::All, String::new());
+    }
+    j.out
+}
 
-/// The judged claims as Markdown: each claim's statement, then one table row per comparison,
-/// then the scale they were judged at.
-pub fn markdown(judged: &[Judged]) -> String {
-    let mut s = String::from(
-        "| claim | statement | supported | contradicted | inconclusive |\n|---|---|---|---|---|\n",
+/// The judged claims of `block` on `primary` (or without an OoD set): the report's headline, one
+/// line per claim (per model for C7), in `CLAIMS` order.
+pub fn headline<'a>(judged: &'a [Judged], primary: &str) -> Vec<&'a Judged> {
+    let mut out: Vec<&Judged> = judged
+        .iter()
+        .filter(|j| {
+            j.ood.is_empty()
+                || j.ood == primary
+                || j.claim == "C8"
+                || j.claim == "C8 fall"
+                || j.claim == "C12"
+        })
+        .collect();
+    let order = |j: &Judged| {
+        CLAIMS
+            .iter()
+            .position(|c| c.id == j.claim)
+            .unwrap_or(usize::MAX)
+    };
+    out.sort_by_key(|j| order(j));
+    out
+}
+
+/// How the other OoD sets came out for `j`'s claim (same block and subject): "2 supported, 1
+/// inconclusive"; empty when there are none.
+pub fn other_sets(judged: &[Judged], j: &Judged) -> String {
+    let mut tally: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in judged.iter().filter(|o| {
+        o.block == j.block && o.claim == j.claim && o.subject == j.subject && o.ood != j.ood
+    }) {
+        *tally.entry(o.verdict.name()).or_default() += 1;
+    }
+    tally
+        .iter()
+        .map(|(v, n)| format!("{n} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A verdict with what it needs: "too few seeds (needs 10)".
+pub fn verdict_text(j: &Judged) -> String {
+    match (j.verdict, j.needs) {
+        (Verdict::TooFewSeeds, Some(n)) => format!("too few seeds (needs {n})"),
+        (v, _) => v.name().to_string(),
+    }
+}
+
+/// The claims as Markdown: per block the headline (one line per claim on the primary OoD set),
+/// then every judged verdict with its parts.
+pub fn markdown(judged: &[Judged], primary: &str) -> String {
+    let mut s = format!(
+        "Verdicts on the primary OoD set ({primary}); other sets in the last column. Each part is two one-sided tests at 2.5%; see SPEC 8.\n\n| block | claim | verdict | effect [95% CI] | seeds | paper | other OoD sets |\n|---|---|---|---|---|---|---|\n"
     );
-    for (claim, statement, [yes, no, open]) in summary(judged) {
-        s += &format!("| {claim} | {statement} | {yes} | {no} | {open} |\n");
-    }
-    s += "\n| claim | OoD set | compared | this study | paper | difference [95% CI] | verdict | note |\n|---|---|---|---|---|---|---|---|\n";
-    for j in judged {
+    for j in headline(judged, primary) {
         s += &format!(
-            "| {} | {} | {} of {} vs {} | {:.4} vs {:.4} | {} | {:+.4} [{:+.4}, {:+.4}] | {} | {} |\n",
+            "| {} | {} | {} | {} | {} / {} | {} | {} |\n",
+            j.block,
             j.claim,
-            if j.ood.is_empty() { "-" } else { &j.ood },
-            stat_name(j.stat, &j.metric),
-            j.a,
-            if j.b.is_empty() { "-" } else { &j.b },
-            j.a_value,
-            j.b_value,
-            j.paper,
-            j.difference,
-            j.interval[0],
-            j.interval[1],
-            verdict_name(j.verdict),
-            j.note
+            verdict_text(j),
+            j.effect,
+            j.seeds[0],
+            j.seeds[1],
+            claim(&j.claim).paper,
+            other_sets(judged, j)
         );
     }
-    if let Some(j) = judged.first() {
-        s += &format!("\nJudged at this study's scale: {}.\n", j.scale);
+    s += "\n| claim | statement | statistic |\n|---|---|---|\n";
+    for c in &CLAIMS {
+        s += &format!("| {} | {} | {} |\n", c.id, c.statement, c.statistic);
+    }
+    s += "\n## Every verdict and its parts\n";
+    for j in judged {
+        s += &format!(
+            "\n**{} {}** ({}{}): {} - {}. {}\n\n| part | values | estimate | 95% CI | p (claimed side) | method | seeds | decision |\n|---|---|---|---|---|---|---|---|\n",
+            j.block,
+            j.claim,
+            j.subject,
+            if j.ood.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", j.ood)
+            },
+            verdict_text(j),
+            j.effect,
+            j.note
+        );
+        let side = claim(&j.claim).side;
+        for p in &j.parts {
+            let t = &p.test;
+            s += &format!(
+                "| {} | {:.4} vs {:.4} | {:+.4} | {} | {:.4} | {} | {} / {} | {} |\n",
+                p.what,
+                p.values[0],
+                p.values[1],
+                t.estimate,
+                t.interval
+                    .map_or("-".into(), |[a, b]| format!("[{a:+.4}, {b:+.4}]")),
+                t.p(side),
+                t.method.name(),
+                t.n[0],
+                t.n[1],
+                match p.needs {
+                    Some(n) => format!("too few seeds (needs {n})"),
+                    None => format!("{:?}", p.decision).to_lowercase(),
+                }
+            );
+        }
     }
     s
 }
 
-/// Per (claim, statement), in order of appearance, how many comparisons were supported,
-/// contradicted and inconclusive: the report's first answer to "does the claim hold here?".
-pub fn summary(judged: &[Judged]) -> Vec<(&str, &str, [usize; 3])> {
-    let mut out: Vec<(&str, &str, [usize; 3])> = vec![];
-    for j in judged {
-        let k = match out
-            .iter()
-            .position(|o| o.0 == j.claim && o.1 == j.statement)
-        {
-            Some(k) => k,
-            None => {
-                out.push((&j.claim, &j.statement, [0; 3]));
-                out.len() - 1
-            }
+/// The headline as short aligned lines for a terminal: claim, verdict, effect, seeds.
+pub fn terminal(judged: &[Judged], primary: &str) -> String {
+    let mut s = format!("verdicts on {primary} (every part: report/claims.md):\n");
+    for j in headline(judged, primary) {
+        let who = match (j.claim.as_str(), j.block.as_str()) {
+            ("C7", _) => format!("{} {}", j.claim, j.subject),
+            (_, "all") => j.claim.clone(),
+            _ => j.claim.clone(),
         };
-        out[k].2[j.verdict as usize] += 1;
-    }
-    out
-}
-
-/// "mean auroc", "min accuracy", ...
-pub fn stat_name(stat: Stat, metric: &str) -> String {
-    let s = match stat {
-        Stat::Mean => "mean",
-        Stat::Min => "min",
-        Stat::Std => "std",
-        Stat::MinVsMax => "min vs max",
-        Stat::Rho => "",
-    };
-    format!("{s} {metric}").trim().to_string()
-}
-
-pub fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Supported => "supported",
-        Verdict::Contradicted => "contradicted",
-        Verdict::Inconclusive => "inconclusive",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statistics_and_quantiles_by_hand() {
-        let x = [0.90, 0.94, 0.95];
-        assert!((Stat::Mean.of(&x) - 0.93).abs() < 1e-15);
-        assert_eq!(Stat::Min.of(&x), 0.90);
-        assert!((Stat::Std.of(&x) - 7e-4f64.sqrt()).abs() < 1e-15);
-        // numpy.quantile([1, 2, 3, 4], 0.5) = 2.5; 0.25 -> 1.75.
-        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
-        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.25), 1.75);
-    }
-
-    #[test]
-    fn verdicts_on_synthetic_results() {
-        let up = [0.95, 0.96, 0.97, 0.96];
-        let down = [0.80, 0.82, 0.81, 0.83];
-        let mixed = [0.90, 0.97, 0.80, 0.95];
-        // Supported: every resample keeps the difference above 0.
-        let (d, i) = bootstrap_difference(&up, &down, Stat::Mean, 1);
-        assert!((d - 0.145).abs() < 1e-12 && i[0] > 0.0, "{d} {i:?}");
-        assert_eq!(verdict(i, Side::Above, 0.0, [4, 4]), Verdict::Supported);
-        // Contradicted: the claim says above, the data say below.
-        let (_, i) = bootstrap_difference(&down, &up, Stat::Mean, 1);
-        assert_eq!(verdict(i, Side::Above, 0.0, [4, 4]), Verdict::Contradicted);
-        // Inconclusive: the interval straddles zero.
-        let (_, i) = bootstrap_difference(&mixed, &[0.90, 0.91, 0.89, 0.92], Stat::Mean, 1);
-        assert!(i[0] < 0.0 && i[1] > 0.0, "{i:?}");
-        assert_eq!(verdict(i, Side::Above, 0.0, [4, 4]), Verdict::Inconclusive);
-        // Too few seeds: inconclusive whatever the interval.
-        let (_, i) = bootstrap_difference(&up[..2], &down[..2], Stat::Mean, 1);
-        assert_eq!(verdict(i, Side::Above, 0.0, [2, 2]), Verdict::Inconclusive);
-        // A margin: within 0.01 below is fine ("above -0.01").
-        assert_eq!(
-            verdict([-0.005, 0.002], Side::Above, -0.01, [3, 3]),
-            Verdict::Supported
-        );
-        assert_eq!(
-            verdict([-0.05, -0.02], Side::Above, -0.01, [3, 3]),
-            Verdict::Contradicted
-        );
-        assert_eq!(
-            verdict([-0.02, -0.01], Side::Below, 0.0, [3, 3]),
-            Verdict::Supported
-        );
-        // Within a margin (C12's weak correlation): both ends inside, or one side wholly out.
-        assert_eq!(
-            verdict([-0.3, 0.4], Side::Within, 0.5, [5, 5]),
-            Verdict::Supported
-        );
-        assert_eq!(
-            verdict([0.6, 0.9], Side::Within, 0.5, [5, 5]),
-            Verdict::Contradicted
-        );
-        assert_eq!(
-            verdict([-0.2, 0.8], Side::Within, 0.5, [5, 5]),
-            Verdict::Inconclusive
-        );
-        // A monotone relation keeps rho = 1 in every resample that has two distinct values.
-        let x: Vec<f64> = (0..8).map(f64::from).collect();
-        let y: Vec<f64> = x.iter().map(|v| v * v).collect();
-        assert_eq!(bootstrap_spearman(&x, &y, 3), Some((1.0, [1.0, 1.0])));
-        assert_eq!(bootstrap_spearman(&x[..2], &y[..2], 3), None);
-        // Seeded: the same interval again.
-        assert_eq!(
-            bootstrap_difference(&mixed, &up, Stat::Min, 7),
-            bootstrap_difference(&mixed, &up, Stat::Min, 7)
+        s += &format!(
+            "  {who:<22} {:<26} {:<34} n {}/{}\n",
+            verdict_text(j),
+            j.effect,
+            j.seeds[0],
+            j.seeds[1]
         );
     }
+    s
 }

@@ -7,9 +7,8 @@
 //! is laid out and rasterised with DejaVu Sans embedded in the binary (the `dejavu` crate, through
 //! plotters' `ab_glyph` feature): the PNG has readable text on any machine, with no system font
 //! or fontconfig.
-use super::aggregate::Stats;
-use super::aggregate::spearman;
 use super::results::{Row, start_epoch, tracked_ood, tracked_rho};
+use super::stats::{Stats, spearman};
 use crate::error::{Error, Result};
 use crate::study::plan::RunRef;
 use crate::study::spec::{InterventionSpec, StudySpec};
@@ -449,8 +448,8 @@ fn auroc_strip(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> 
         .map(|v| v.name.as_str())
         .chain(spec.overtrains.iter().map(|o| o.name.as_str()))
         .collect();
-    let head = |run: &str| super::tables::head(runs, run);
-    let sets = super::tables::ood_sets(rows);
+    let head = |run: &str| super::results::head(runs, run);
+    let sets = super::results::ood_sets(rows);
     let mut widest = 0;
     let mut used: Vec<String> = vec![];
     let panels: Vec<Panel> = sets
@@ -458,7 +457,7 @@ fn auroc_strip(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> 
         .map(|set| {
             let mut p = Panel::new(set, "", "GDA AUROC (head features)", false, vec![]);
             for run in &names {
-                let v = super::tables::final_auroc(rows, runs, run, set, "gda", head(run));
+                let v = super::results::final_auroc(rows, runs, run, set, "gda", head(run));
                 if v.is_empty() {
                     continue;
                 }

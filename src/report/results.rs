@@ -143,6 +143,9 @@ fn run_rows(r: &RunRef) -> Result<Vec<Row>> {
                 row(epoch, "eval", "", "", "", "ece_temperature_scaled", v);
             }
         }
+        if let Some(t) = e.temperature {
+            row(epoch, "eval", "", "", "", "temperature", t);
+        }
         for (set, scores) in &e.ood {
             for (score, d) in scores {
                 let (name, features) = match score {
@@ -280,7 +283,7 @@ pub fn tracked_rho(rows: &[Row], run: &str, x: &str, y: &str) -> BTreeMap<u64, f
                 .iter()
                 .filter_map(|(e, v)| Some((*v, ys.iter().find(|p| p.0 == *e)?.1)))
                 .unzip();
-            Some((s, super::aggregate::spearman(&a, &b)?))
+            Some((s, super::stats::spearman(&a, &b)?))
         })
         .collect()
 }
@@ -291,4 +294,114 @@ pub fn tracked_ood(rows: &[Row], run: &str) -> String {
         .find(|r| r.key.source == "log" && r.key.run == run && r.key.metric == "auroc")
         .map(|r| r.key.ood.clone())
         .unwrap_or_default()
+}
+
+/// The softmax family of scores (Table 4, C7).
+pub const SOFTMAX_SCORES: [&str; 7] = [
+    "msp",
+    "max_logit",
+    "neg_entropy",
+    "energy",
+    "msp_t",
+    "neg_entropy_t",
+    "energy_t",
+];
+
+/// The study's OoD sets that were evaluated.
+pub fn ood_sets(rows: &[Row]) -> Vec<String> {
+    let mut sets: Vec<String> = rows
+        .iter()
+        .filter(|r| r.key.source == "eval" && !r.key.ood.is_empty())
+        .map(|r| r.key.ood.clone())
+        .collect();
+    sets.sort();
+    sets.dedup();
+    sets
+}
+
+/// The feature kind `run`'s head reads ("raw" or "normalized").
+pub fn head(runs: &[RunRef], run: &str) -> &'static str {
+    runs.iter()
+        .find(|r| r.name == run)
+        .map_or("raw", |r| r.head.name())
+}
+
+/// Per seed, `run`'s final AUROC of `score` (with `features` for GDA) on `ood`.
+pub fn final_auroc(
+    rows: &[Row],
+    runs: &[RunRef],
+    run: &str,
+    ood: &str,
+    score: &str,
+    features: &str,
+) -> Vec<f64> {
+    final_values(rows, runs, run, &|k: &Key| {
+        k.metric == "auroc" && k.ood == ood && k.score == score && k.features == features
+    })
+}
+
+/// Per seed, `run`'s final ID test accuracy.
+pub fn final_accuracy(rows: &[Row], runs: &[RunRef], run: &str) -> Vec<f64> {
+    final_values(rows, runs, run, &|k: &Key| k.metric == "accuracy")
+}
+
+/// The NC measures of Table 3 and C6 ("nearly all" counts these five), with their labels.
+pub const NC_MEASURES: [(&str, &str); 5] = [
+    ("nc1", "NC1"),
+    ("nc2_equinorm_means", "NC2 equinorm"),
+    ("nc2_equiangularity_means", "NC2 equiangularity"),
+    ("nc3", "NC3"),
+    ("nc4", "NC4"),
+];
+
+/// Per seed, `run`'s tracked `metric` at `epoch`, on its tracked features.
+pub fn tracked_at(rows: &[Row], run: &str, epoch: usize, metric: &str) -> Vec<f64> {
+    tracked_on(rows, run, epoch, metric, tracked_features(rows, run))
+}
+
+/// Per seed, `run`'s tracked `metric` at `epoch` on `features` (raw, normalized): an L2 run's
+/// NC on its raw features beside its head's.
+pub fn tracked_on(rows: &[Row], run: &str, epoch: usize, metric: &str, features: &str) -> Vec<f64> {
+    values_at(rows, run, "log", epoch, &|k: &Key| {
+        k.metric == metric && (k.features.is_empty() || k.features == features)
+    })
+}
+
+/// Per seed, an intervention group's tracked `metric` over its epochs, with epoch 0 = the source
+/// run's value at `from_epoch` (where both groups start; seeds without it are left out). Figures
+/// draw it; claims take changes from epoch 0.
+pub fn intervention_curve(
+    rows: &[Row],
+    source: &str,
+    from_epoch: usize,
+    group_run: &str,
+    metric: &str,
+) -> BTreeMap<u64, Vec<(usize, f64)>> {
+    let start = tracked(rows, source, metric);
+    tracked(rows, group_run, metric)
+        .into_iter()
+        .filter_map(|(s, mut v)| {
+            let b = start.get(&s)?.iter().find(|p| p.0 == from_epoch)?.1;
+            v.insert(0, (0, b));
+            Some((s, v))
+        })
+        .collect()
+}
+
+/// Per seed, `run`'s final values of `metric` keyed by seed (for pairing two groups by seed).
+pub fn final_by_seed(
+    rows: &[Row],
+    runs: &[RunRef],
+    run: &str,
+    pick: &dyn Fn(&Key) -> bool,
+) -> BTreeMap<u64, f64> {
+    let Some(epoch) = final_epoch(runs, run) else {
+        return BTreeMap::new();
+    };
+    rows.iter()
+        .filter(|r| {
+            r.key.run == run && r.key.source == "eval" && r.key.epoch == epoch && pick(&r.key)
+        })
+        .map(|r| (r.seed, r.value))
+        .collect()
 }

@@ -1,11 +1,16 @@
 //! The paper's tables (SPEC 8) from a study's tidy rows, one set per `[[roles]]` block: Table 1
-//! (L2 short vs no L2 long), 2 (the ablation at equal epochs), 3 (NC1-4), 4 (softmax scores
-//! instead of GDA) and 6 (L2 over-trained to the long schedule). Every number is a statistic over
-//! seeds of values in results.csv: accuracy and AUROC at each run's last evaluated epoch, NC at a
-//! tracked epoch. L2 models get a second row with GDA on the raw features; the first row is the
-//! head's input (as DDU: the feature the classifier reads), and each row names its features.
-use super::aggregate::Stats;
-use super::results::{Key, Row, final_epoch, final_values, values_at};
+//! (L2 short vs no L2 long, with the published anchors), 2 (the ablation at equal epochs), 3
+//! (NC1-4), 4 (softmax scores instead of GDA) and 6 (L2 over-trained to the long schedule). Every
+//! number is a statistic over seeds (n, mean, std, min, max) of values in results.csv: accuracy
+//! and AUROC at each run's last evaluated epoch, NC at its last tracked epoch. L2 models get a
+//! second row on the raw features; the first row is the head's input (as DDU: the feature the
+//! classifier reads), and each row names its features.
+use super::results::{
+    NC_MEASURES, Row, SOFTMAX_SCORES, final_accuracy, final_auroc, final_epoch, head, ood_sets,
+    tracked_on,
+};
+use super::stats::Stats;
+use crate::data::DatasetKind;
 use crate::study::plan::RunRef;
 use crate::study::spec::Roles;
 use serde::Serialize;
@@ -24,16 +29,34 @@ impl Cell {
         Stats::of(x).map_or(Cell::Missing, Cell::Stats)
     }
 
-    /// Markdown / HTML text: `mean [min, max]` (NC values, which span decades, in scientific form).
+    /// Markdown / HTML text: `mean ± std [min, max] (n)` (NC values, which span decades, in
+    /// scientific form).
     pub fn text(&self) -> String {
         match self {
+            Cell::Stats(s) => {
+                let [mean, std, range] = Cell::parts(s);
+                format!("{mean} ± {std} {range} (n={})", s.n)
+            }
             Cell::Text(t) => t.clone(),
             Cell::Missing => "-".into(),
-            Cell::Stats(s) if s.max.abs() >= 10.0 || (s.max != 0.0 && s.max.abs() < 1e-3) => {
-                format!("{:.3e} [{:.3e}, {:.3e}]", s.mean, s.min, s.max)
-            }
-            Cell::Stats(s) => format!("{:.4} [{:.4}, {:.4}]", s.mean, s.min, s.max),
         }
+    }
+
+    /// A statistic's three printed parts: mean, std ("-" for one seed) and "[min, max]".
+    pub fn parts(s: &Stats) -> [String; 3] {
+        let sci = s.max.abs() >= 10.0 || (s.max != 0.0 && s.max.abs() < 1e-3);
+        let f = |v: f64| {
+            if sci {
+                format!("{v:.3e}")
+            } else {
+                format!("{v:.4}")
+            }
+        };
+        [
+            f(s.mean),
+            s.std.map_or("-".into(), f),
+            format!("[{}, {}]", f(s.min), f(s.max)),
+        ]
     }
 }
 
@@ -51,57 +74,31 @@ pub struct Table {
 /// How NC1 is computed here, named wherever NC1 is shown (SPEC 8).
 pub const NC1_CONVENTION: &str = "NC1 = tr(Sigma_W Sigma_B^+) / C (Papyan et al.; the authors' notebook code does not divide by C)";
 
-/// The softmax family of scores (Table 4, C7).
-pub const SOFTMAX_SCORES: [&str; 7] = [
-    "msp",
-    "max_logit",
-    "neg_entropy",
-    "energy",
-    "msp_t",
-    "neg_entropy_t",
-    "energy_t",
-];
-
-/// The study's OoD sets that were evaluated.
-pub fn ood_sets(rows: &[Row]) -> Vec<String> {
-    let mut sets: Vec<String> = rows
-        .iter()
-        .filter(|r| r.key.source == "eval" && !r.key.ood.is_empty())
-        .map(|r| r.key.ood.clone())
-        .collect();
-    sets.sort();
-    sets.dedup();
-    sets
+/// Published numbers on a study's ID data set to read its Table 1 against (SPEC 8): who, test
+/// accuracy, and AUROC per OoD set.
+fn anchor(data: DatasetKind) -> Option<(&'static str, f64, &'static [(&'static str, f64)])> {
+    match data {
+        DatasetKind::FashionMnist => Some((
+            "published: DUQ (van Amersfoort et al. 2020)",
+            0.924,
+            &[("mnist", 0.955)],
+        )),
+        _ => None,
+    }
 }
 
-/// The feature kind `run`'s head reads ("raw" or "normalized").
-pub fn head(runs: &[RunRef], run: &str) -> &'static str {
-    runs.iter()
-        .find(|r| r.name == run)
-        .map_or("raw", |r| r.head.name())
-}
+/// What the paper reports for Table 1 where this project has only its differences (SPEC 8).
+const PAPER_TABLE1: &str = "Paper (CIFAR-10, w=64, 15 seeds): ResNet18+L2 at 60 epochs vs DDU's ResNet18 at 350: mean AUROC above, accuracy -0.008, min AUROC +0.047; ResNet50+L2 at 100 vs 350: mean AUROC -0.01, accuracy higher, min AUROC +0.024.";
 
-/// Per seed, `run`'s final AUROC of `score` (with `features` for GDA) on `ood`.
-pub fn final_auroc(
+/// The tables of one roles block, those whose runs have results; `data` is the study's ID set
+/// (for the published anchors).
+pub fn tables(
     rows: &[Row],
     runs: &[RunRef],
-    run: &str,
-    ood: &str,
-    score: &str,
-    features: &str,
-) -> Vec<f64> {
-    final_values(rows, runs, run, &|k: &Key| {
-        k.metric == "auroc" && k.ood == ood && k.score == score && k.features == features
-    })
-}
-
-/// Per seed, `run`'s final ID test accuracy.
-pub fn final_accuracy(rows: &[Row], runs: &[RunRef], run: &str) -> Vec<f64> {
-    final_values(rows, runs, run, &|k: &Key| k.metric == "accuracy")
-}
-
-/// The tables of one roles block, those whose runs have results.
-pub fn tables(rows: &[Row], runs: &[RunRef], roles: &Roles, label: &str) -> Vec<Table> {
+    roles: &Roles,
+    label: &str,
+    data: DatasetKind,
+) -> Vec<Table> {
     let sets = ood_sets(rows);
     let slug = super::slug(label);
     let name = |n: &str| format!("{n}-{slug}");
@@ -141,10 +138,31 @@ pub fn tables(rows: &[Row], runs: &[RunRef], roles: &Roles, label: &str) -> Vec<
                 body.push(row);
             }
         }
+        let mut caption = "Test accuracy and GDA AUROC at each run's last epoch over seeds: mean ± std [min, max] (n seeds). L2 models have a second row with GDA on the raw (unnormalised) features.".to_string();
+        if n == 1 {
+            if let Some((who, acc, aurocs)) = anchor(data) {
+                let mut row = vec![
+                    Cell::Text(who.into()),
+                    Cell::Text("-".into()),
+                    Cell::Text("-".into()),
+                    Cell::Text(format!("{acc:.3}")),
+                ];
+                row.extend(sets.iter().map(|s| {
+                    aurocs
+                        .iter()
+                        .find(|a| a.0 == s)
+                        .map_or(Cell::Missing, |a| Cell::Text(format!("{:.3}", a.1)))
+                }));
+                body.push(row);
+                caption += " The last row is a published anchor on the same data.";
+            } else if data == DatasetKind::Cifar10 {
+                caption = format!("{caption} {PAPER_TABLE1}");
+            }
+        }
         Some(Table {
             name: name(&format!("table{n}")),
             title: format!("Table {n} ({label}): {title}"),
-            caption: "Test accuracy and GDA AUROC at each run's last epoch: mean [min, max] over seeds. L2 models have a second row with GDA on the raw (unnormalised) features.".into(),
+            caption,
             header,
             rows: body,
         })
@@ -171,74 +189,19 @@ pub fn tables(rows: &[Row], runs: &[RunRef], roles: &Roles, label: &str) -> Vec<
         &name("table4"),
     ));
     if roles.l2_long.is_some() {
+        let mut runs_of = pair(&roles.l2_short, &roles.l2_long);
+        runs_of.extend(roles.nol2_long.clone());
         out.extend(accuracy_auroc(
             6,
-            "L2 over-trained to the long schedule",
-            pair(&roles.l2_short, &roles.l2_long),
+            "L2 over-trained to the long schedule, against L2 short and no L2 long",
+            runs_of,
         ));
     }
     out
 }
 
-/// NC measures as tracked (the head's input features), in table order.
-pub const NC_MEASURES: [(&str, &str); 5] = [
-    ("nc1", "NC1"),
-    ("nc2_equinorm_means", "NC2 equinorm"),
-    ("nc2_equiangularity_means", "NC2 equiangularity"),
-    ("nc3", "NC3"),
-    ("nc4", "NC4"),
-];
-
-/// Per seed, `run`'s tracked `metric` at `epoch`.
-pub fn tracked_at(rows: &[Row], run: &str, epoch: usize, metric: &str) -> Vec<f64> {
-    let kind = super::results::tracked_features(rows, run);
-    values_at(rows, run, "log", epoch, &|k: &Key| {
-        k.metric == metric && (k.features.is_empty() || k.features == kind)
-    })
-}
-
-/// The (run, epoch) pairs Table 3 and C6 compare: L2 at the short schedule, no L2 at the short
-/// schedule (the ablation run, else the long run at the short run's epoch) and no L2 at the long
-/// one, each at its last evaluated epoch (a finished run) where it was tracked.
-pub fn collapse_points(
-    rows: &[Row],
-    runs: &[RunRef],
-    roles: &Roles,
-) -> Vec<(String, usize, &'static str)> {
-    let tracked_end = |run: &String| {
-        final_epoch(runs, run).filter(|&e| !tracked_at(rows, run, e, "nc1").is_empty())
-    };
-    let mut out = vec![];
-    let Some((l2, short)) = roles
-        .l2_short
-        .as_ref()
-        .and_then(|r| Some((r, tracked_end(r)?)))
-    else {
-        return out;
-    };
-    out.push((l2.clone(), short, "L2 short"));
-    let ablation = roles
-        .nol2_short
-        .as_ref()
-        .and_then(|r| Some((r.clone(), tracked_end(r)?)));
-    let long_at_short = roles
-        .nol2_long
-        .as_ref()
-        .filter(|r| !tracked_at(rows, r, short, "nc1").is_empty())
-        .map(|r| (r.clone(), short));
-    if let Some((run, e)) = ablation.or(long_at_short) {
-        out.push((run, e, "no L2 short"));
-    }
-    if let Some((run, e)) = roles
-        .nol2_long
-        .as_ref()
-        .and_then(|r| Some((r.clone(), tracked_end(r)?)))
-    {
-        out.push((run, e, "no L2 long"));
-    }
-    out
-}
-
+/// Table 3: NC1-4 at each model's last epoch, L2 models on their head's (normalised) features
+/// and on their raw ones, each row naming its schedule and epoch.
 fn collapse_table(
     rows: &[Row],
     runs: &[RunRef],
@@ -246,48 +209,60 @@ fn collapse_table(
     label: &str,
     name: &str,
 ) -> Option<Table> {
-    let points = collapse_points(rows, runs, roles);
-    if points.is_empty() {
+    let mut body = vec![];
+    for (role, run) in roles.named() {
+        if !["l2_short", "nol2_short", "nol2_long", "l2_long"].contains(&role) {
+            continue;
+        }
+        let Some(epoch) = final_epoch(runs, run) else {
+            continue;
+        };
+        let h = super::results::tracked_features(rows, run);
+        let kinds: &[&str] = if h == "normalized" {
+            &["normalized", "raw"]
+        } else {
+            &[h]
+        };
+        for &f in kinds {
+            let cells: Vec<Cell> = NC_MEASURES
+                .iter()
+                .map(|(m, _)| Cell::stats(&tracked_on(rows, run, epoch, m, f)))
+                .collect();
+            if cells.iter().all(|c| *c == Cell::Missing) {
+                continue;
+            }
+            let mut row = vec![
+                Cell::Text(
+                    role.replace('_', " ")
+                        .replace("nol2", "no L2")
+                        .replace("l2", "L2"),
+                ),
+                Cell::Text(run.to_string()),
+                Cell::Text(epoch.to_string()),
+                Cell::Text(if f == h && h == "normalized" {
+                    format!("{f} (head input)")
+                } else {
+                    f.to_string()
+                }),
+            ];
+            row.extend(cells);
+            body.push(row);
+        }
+    }
+    if body.is_empty() {
         return None;
     }
-    let mut header: Vec<String> = ["model", "run", "epoch", "features"]
+    let mut header: Vec<String> = ["schedule", "run", "epoch", "features"]
         .map(String::from)
         .into();
     header.extend(NC_MEASURES.iter().map(|m| m.1.to_string()));
-    let body = points
-        .iter()
-        .map(|(run, epoch, what)| {
-            // The features tracking measured (track.features; by default the head's input).
-            let features = rows
-                .iter()
-                .find(|r| {
-                    r.key.run == *run
-                        && r.key.source == "log"
-                        && r.key.epoch == *epoch
-                        && r.key.metric == "nc1"
-                })
-                .map_or(String::new(), |r| r.key.features.clone());
-            let mut row = vec![
-                Cell::Text(what.to_string()),
-                Cell::Text(run.clone()),
-                Cell::Text(epoch.to_string()),
-                Cell::Text(features),
-            ];
-            row.extend(
-                NC_MEASURES
-                    .iter()
-                    .map(|(m, _)| Cell::stats(&tracked_at(rows, run, *epoch, m))),
-            );
-            row
-        })
-        .collect();
     Some(Table {
         name: name.into(),
         title: format!(
-            "Table 3 ({label}): Neural Collapse with L2 at the short schedule vs without L2 at the short and long ones"
+            "Table 3 ({label}): Neural Collapse with and without L2 at the short and long schedules"
         ),
         caption: format!(
-            "NC1-4 on the tracked class-balanced training subset, on the features each row names (by default those the head reads: normalised under L2, so L2 and no-L2 rows measure different feature spaces), mean [min, max] over seeds; lower is more collapsed. {NC1_CONVENTION}; NC2 of the class means; NC4 = the rate at which the classifier and the nearest class mean disagree."
+            "NC1-4 on the tracked class-balanced training subset at each run's last epoch, mean ± std [min, max] over seeds; lower is more collapsed. L2 models on the normalised features their head reads and, like for like with the no-L2 rows, on their raw features (NC4 there: the model's prediction against the nearest raw class mean). {NC1_CONVENTION}; NC2 of the class means; NC4 = the rate at which the classifier and the nearest class mean disagree."
         ),
         header,
         rows: body,
@@ -337,7 +312,7 @@ fn softmax_table(
     Some(Table {
         name: name.into(),
         title: format!("Table 4 ({label}): softmax scores instead of GDA"),
-        caption: "AUROC of the softmax family (maximum softmax probability, max logit, negative entropy, energy; _t at the temperature fitted on the validation split) at each run's last epoch, mean [min, max] over seeds; GDA on the head's features for reference.".into(),
+        caption: "AUROC of the softmax family (maximum softmax probability, max logit, negative entropy, energy; _t at the temperature fitted on the validation split) at each run's last epoch, mean ± std [min, max] over seeds; GDA on the head's features for reference.".into(),
         header,
         rows: body,
     })
@@ -355,7 +330,8 @@ pub fn markdown(t: &Table) -> String {
     s
 }
 
-/// A table as CSV: text columns as they are, each statistic as four columns (n, mean, min, max).
+/// A table as CSV: text columns as they are, each statistic as five columns (n, mean, std, min,
+/// max).
 pub fn csv(t: &Table) -> String {
     let Some(first) = t.rows.first() else {
         return t.header.join(",") + "\n";
@@ -364,17 +340,27 @@ pub fn csv(t: &Table) -> String {
     for (h, c) in t.header.iter().zip(first) {
         match c {
             Cell::Text(_) => header.push(h.clone()),
-            _ => header.extend(["n", "mean", "min", "max"].map(|x| format!("{h} {x}"))),
+            _ => header.extend(["n", "mean", "std", "min", "max"].map(|x| format!("{h} {x}"))),
         }
     }
     let mut s = header.join(",") + "\n";
     for r in &t.rows {
         let cells: Vec<String> = r
             .iter()
-            .map(|c| match c {
-                Cell::Text(t) => t.clone(),
-                Cell::Stats(x) => format!("{},{},{},{}", x.n, x.mean, x.min, x.max),
-                Cell::Missing => ",,,".into(),
+            .zip(first)
+            .map(|(c, kind)| match (c, kind) {
+                (Cell::Text(t), Cell::Text(_)) => t.clone(),
+                // A published anchor's number in a statistics column: its mean.
+                (Cell::Text(t), _) => format!(",{t},,,"),
+                (Cell::Stats(x), _) => format!(
+                    "{},{},{},{},{}",
+                    x.n,
+                    x.mean,
+                    x.std.map_or(String::new(), |v| v.to_string()),
+                    x.min,
+                    x.max
+                ),
+                (Cell::Missing, _) => ",,,,".into(),
             })
             .collect();
         s += &(cells.join(",") + "\n");
