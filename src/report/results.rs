@@ -242,11 +242,12 @@ pub fn final_values(
         .unwrap_or_default()
 }
 
-/// The features `run` was tracked on (its tracked AUROC's; "" without tracking). An L2 run's log
-/// also holds NC on the raw features, which `tracked` and `tracked_at` leave out.
+/// The features `run` was tracked on (those of its tracked detection rows, AUROC and top-N false
+/// positives, which name their OoD set; "" without tracking). An L2 run's log also holds NC on
+/// the raw features, which `tracked` and `tracked_at` leave out.
 pub fn tracked_features<'a>(rows: &'a [Row], run: &str) -> &'a str {
     rows.iter()
-        .find(|r| r.key.source == "log" && r.key.run == run && r.key.metric == "auroc")
+        .find(|r| r.key.source == "log" && r.key.run == run && !r.key.ood.is_empty())
         .map_or("", |r| r.key.features.as_str())
 }
 
