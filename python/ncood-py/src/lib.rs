@@ -105,7 +105,7 @@ fn split_batch<'py>(
     match &parts[..] {
         [x, rest @ ..] => Ok((x.clone(), rest.first().cloned())),
         [] => Err(PyTypeError::new_err(format!(
-            "{what}: expected a tensor or an (inputs, labels) tuple or list, got {}",
+            "{what}: expected a torch.Tensor or an (inputs, labels) tuple or list, got {}",
             item.get_type()
         ))),
     }
@@ -233,14 +233,25 @@ fn warn_conditioning(py: Python<'_>, info: &GdaInfo) -> PyResult<()> {
     if bad.is_empty() && !tiny_jitter {
         return Ok(());
     }
-    let largest = info
-        .condition_numbers
-        .iter()
-        .map(|k| k.unwrap_or(f64::INFINITY))
-        .fold(0.0, f64::max);
+    let mut causes = vec![];
+    if !bad.is_empty() {
+        let largest = bad
+            .iter()
+            .map(|&c| info.condition_numbers[c].unwrap_or(f64::INFINITY))
+            .fold(0.0, f64::max);
+        causes.push(format!(
+            "the covariance of class(es) {bad:?} has a condition number above 1e12 (largest {largest:.1e})"
+        ));
+    }
+    if tiny_jitter {
+        causes.push(format!(
+            "jitter {:e} (below 1e-12: a singular covariance made barely invertible)",
+            info.jitter
+        ));
+    }
     let msg = format!(
-        "GDA: the covariance of class(es) {bad:?} has a condition number above 1e12 (largest {largest:.1e}; jitter {:e}), so their log-densities lose digits and the scores may differ from an exact solve; covariance=\"shrinkage\" or \"tied\" gives better-conditioned estimates",
-        info.jitter
+        "GDA: {}, so the log-densities lose digits and the scores may differ from an exact solve; covariance=\"shrinkage\" or \"tied\" gives better-conditioned estimates",
+        causes.join("; ")
     );
     let msg = CString::new(msg).expect("no NUL in the message");
     PyErr::warn(py, &py.get_type::<ConditioningWarning>(), &msg, 1)
@@ -356,7 +367,7 @@ impl PyGda {
         Ok(PyTensor(Tensor::cat(&parts, 0)))
     }
 
-    /// "full", "tied" or "shrinkage".
+    /// The covariance model: "full", "tied" or "shrinkage".
     #[getter]
     fn covariance(&self) -> &'static str {
         self.gda().covariance().name()
@@ -516,9 +527,9 @@ fn add_batch(
 /// Per-class float64 counts, means and moments (scatter matrices, and the two higher moments the
 /// Ledoit-Wolf shrinkage needs), accumulated batch by batch (memory C x D x D whatever the number
 /// of samples; batches merged by Chan et al.'s pairwise update), for GDA and Neural Collapse on a
-/// data loader without holding all features. Computed on the device of the first batch (CPU or
-/// CUDA). Statistics of several processes merge exactly (`merge`, `ncood.all_reduce`); pickles
-/// and `torch.save`s through `state_dict()`.
+/// data loader without holding all features. `ClassStats(num_classes)` starts empty; computed on
+/// the device of the first batch (CPU or CUDA). Statistics of several processes merge exactly
+/// (`merge`, `ncood.all_reduce`); pickles and `torch.save`s through `state_dict()`.
 #[pyclass(name = "ClassStats", module = "ncood", frozen)]
 struct PyClassStats(Mutex<StreamingStats>);
 
@@ -546,7 +557,6 @@ fn copy_of(s: &StreamingStats) -> StreamingStats {
 
 #[pymethods]
 impl PyClassStats {
-    /// An empty accumulator for labels 0..num_classes-1.
     #[new]
     fn new(num_classes: usize) -> PyResult<Self> {
         Ok(PyClassStats(Mutex::new(
@@ -592,6 +602,7 @@ impl PyClassStats {
             .map_err(err)
     }
 
+    /// C: labels are 0..C-1.
     #[getter]
     fn num_classes(&self) -> usize {
         self.stats().classes()
