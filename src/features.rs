@@ -353,3 +353,31 @@ pub fn read_labels(path: &Path, classes: Option<usize>) -> Result<Labels> {
     }
     Labels::new(v, classes, &path.display().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_finite_names_the_first_bad_row_and_refuses_other_kinds() {
+        let mut t = Tensor::zeros([4, 3], (Kind::Float, Device::Cpu));
+        assert!(check_finite(&t, "x").is_ok());
+        let _ = t.get(2).get(1).fill_(f64::INFINITY);
+        let _ = t.get(3).get(0).fill_(f64::NAN);
+        let e = check_finite(&t, "x").unwrap_err().to_string();
+        assert_eq!(e, "x: value inf is not finite at row 2");
+        let e = check_finite(&Tensor::from_slice(&[1i64, 2]), "y").unwrap_err();
+        assert_eq!(e.to_string(), "y: expected a float tensor, got Int64");
+        let scalar = Tensor::from(f64::NAN);
+        let e = check_finite(&scalar, "s").unwrap_err().to_string();
+        assert_eq!(e, "s: value NaN is not finite at row 0");
+        let e = Labels::from_tensor(&Tensor::from_slice(&[0.0f32, 1.0]), None, "l").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected a dense 1-D integer tensor"),
+            "{e}"
+        );
+        let l = Labels::from_tensor(&Tensor::from_slice(&[1u8, 0, 1]), None, "l").unwrap();
+        assert_eq!((l.values(), l.classes()), (&[1i64, 0, 1][..], 2));
+    }
+}

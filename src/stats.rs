@@ -507,6 +507,61 @@ mod tests {
         assert_eq!(got.counts, all.counts);
         assert!(got.means.allclose(&all.means, 1e-12, 1e-12, false));
         assert!(got.scatter.allclose(&all.scatter, 1e-12, 1e-10, false));
+        assert!(got.norm3.allclose(&all.norm3, 1e-12, 1e-9, false));
+        assert!(got.norm4.allclose(&all.norm4, 1e-12, 1e-9, false));
+        // The higher moments against their definition, class by class.
+        for c in 0..3 {
+            let rows: Vec<i64> = (0..50).filter(|&i| y[i as usize] == c).collect();
+            let xc = x.index_select(0, &Tensor::from_slice(&rows));
+            let yc = &xc - xc.mean_dim(0, true, Kind::Double);
+            let sq = yc.square().sum_dim_intlist(1, true, Kind::Double);
+            let t3 = (&yc * &sq).sum_dim_intlist(0, false, Kind::Double);
+            let q4 = sq.square().sum(Kind::Double);
+            assert!(all.norm3.get(c).allclose(&t3, 1e-12, 1e-9, false));
+            assert!(all.norm4.get(c).allclose(&q4, 1e-12, 1e-9, false));
+        }
+    }
+
+    #[test]
+    fn merged_accumulators_equal_one_pass_and_grow_keeps_them() {
+        let x = Tensor::arange(120, (Kind::Double, Device::Cpu))
+            .view([40, 3])
+            .cos()
+            * 2.0;
+        let y: Vec<i64> = (0..40).map(|i| (i * 5 % 4) as i64).collect();
+        let lab = |a: usize, b: usize| Labels::new(y[a..b].to_vec(), Some(4), "y").unwrap();
+        let mut one = StreamingStats::new(4).unwrap();
+        one.update(&x, &lab(0, 40), "all").unwrap();
+        // Two shards (the second without class 0 in its first batch), and an empty third.
+        let (mut a, mut b) = (
+            StreamingStats::new(4).unwrap(),
+            StreamingStats::new(4).unwrap(),
+        );
+        a.update(&x.narrow(0, 0, 13), &lab(0, 13), "a").unwrap();
+        b.update(&x.narrow(0, 13, 2), &lab(13, 15), "b").unwrap();
+        b.update(&x.narrow(0, 15, 25), &lab(15, 40), "b").unwrap();
+        a.merge(&b, "b").unwrap();
+        a.merge(&StreamingStats::new(4).unwrap(), "empty").unwrap();
+        let (got, want) = (a.finish("a").unwrap(), one.finish("one").unwrap());
+        assert_eq!(got.counts, want.counts);
+        for (g, w) in [
+            (&got.means, &want.means),
+            (&got.scatter, &want.scatter),
+            (&got.norm3, &want.norm3),
+            (&got.norm4, &want.norm4),
+        ] {
+            assert!(g.allclose(w, 1e-12, 1e-9, false), "{g} vs {w}");
+        }
+        let e = a
+            .merge(&StreamingStats::new(3).unwrap(), "other")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "other: expected statistics of 4 classes, got 3 classes"
+        );
+        a.grow(6).unwrap();
+        assert_eq!(a.counts(), &[10, 10, 10, 10, 0, 0]);
+        assert_eq!(a.moments().unwrap().scatter.size(), [6, 3, 3]);
     }
 
     #[test]

@@ -367,3 +367,55 @@ impl Gda {
         Ok(Vec::<f64>::try_from(self.scores(features)?).expect("f64 scores"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn fitted(covariance: Covariance) -> Gda {
+        let x = Tensor::arange(60, (Kind::Double, Device::Cpu))
+            .view([20, 3])
+            .sin();
+        let y: Vec<i64> = (0..20).map(|i| i % 2).collect();
+        Gda::fit_with(&x, &Labels::new(y, None, "y").unwrap(), covariance).unwrap()
+    }
+
+    #[test]
+    fn parts_round_trip_and_bad_parts_are_refused() {
+        for cov in Covariance::ALL {
+            let g = fitted(cov);
+            assert_eq!(cov.name().parse::<Covariance>().unwrap(), cov);
+            let k = if cov == Covariance::Tied { 1 } else { 2 };
+            assert_eq!(g.factors().size(), [k, 3, 3]);
+            let x = Tensor::arange(9, (Kind::Double, Device::Cpu)).view([3, 3]);
+            let back = Gda::from_parts(
+                g.means().copy(),
+                g.factors().copy(),
+                cov,
+                g.info.clone(),
+                "saved",
+            )
+            .unwrap();
+            assert!(back.scores(&x).unwrap().equal(&g.scores(&x).unwrap()));
+        }
+        let g = fitted(Covariance::Full);
+        let part = |f: Tensor, cov| {
+            Gda::from_parts(g.means().copy(), f, cov, g.info.clone(), "saved")
+                .unwrap_err()
+                .to_string()
+        };
+        let upper = part(g.factors().transpose(1, 2), Covariance::Full);
+        assert!(upper.contains("not lower Cholesky factors"), "{upper}");
+        let tied = part(g.factors().copy(), Covariance::Tied);
+        assert!(
+            tied.contains("expected 1 x 3 x 3 float64 (tied covariance)"),
+            "{tied}"
+        );
+        let e = "diag".parse::<Covariance>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "covariance: \"diag\"; expected \"full\", \"tied\" or \"shrinkage\""
+        );
+    }
+}
