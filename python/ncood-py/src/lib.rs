@@ -275,6 +275,41 @@ impl PyGda {
         warn_conditioning(py, &gda.info)?;
         Ok(PyGda(Mutex::new(gda)))
     }
+    /// `f` of the GDA on the rows of `features` (a tensor, a 1-D row, or an iterable of
+    /// batches, through `model` when given), without the GIL, on the features' device.
+    fn per_row(
+        &self,
+        py: Python<'_>,
+        features: &Bound<'_, PyAny>,
+        model: Option<&Bound<'_, PyAny>>,
+        f: fn(&Gda, &Tensor) -> ncood::Result<Tensor>,
+    ) -> PyResult<PyTensor> {
+        let what = "GDA features to score";
+        let one = |x: Tensor| -> PyResult<Tensor> {
+            let dev = x.device();
+            let s = py.allow_threads(move || f(&self.gda(), &x)).map_err(err)?;
+            Ok(s.to_device(dev))
+        };
+        let Some(items) = batches(features)? else {
+            if tensor_arg(features, what)?.dim() == 1 {
+                let row = features.call_method1("unsqueeze", (0,))?;
+                return Ok(PyTensor(one(checked(&row, 2, what)?)?.squeeze_dim(0)));
+            }
+            return Ok(PyTensor(one(checked(features, 2, what)?)?));
+        };
+        let mut parts = vec![];
+        for item in items {
+            let (x, _) = split_batch(&item?, "GDA batch")?;
+            parts.push(one(checked(&features_of(x, model)?, 2, what)?)?);
+        }
+        if parts.is_empty() {
+            return Err(invalid(what, "the iterable has no batches"));
+        }
+        let dev = parts[0].device();
+        let parts: Vec<Tensor> = parts.iter().map(|p| p.to_device(dev)).collect();
+        Ok(PyTensor(Tensor::cat(&parts, 0)))
+    }
+
     /// The GDA; held only briefly or without the GIL (a thread that waits for it with the GIL
     /// would block the one that holds it from returning to Python).
     fn gda(&self) -> MutexGuard<'_, Gda> {
@@ -338,33 +373,21 @@ impl PyGda {
         features: &Bound<'_, PyAny>,
         model: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyTensor> {
-        let score_one = |x: Tensor| -> PyResult<Tensor> {
-            let dev = x.device();
-            let s = py.allow_threads(move || self.gda().scores(&x)).map_err(err)?;
-            Ok(s.to_device(dev))
-        };
-        let Some(items) = batches(features)? else {
-            let t = tensor_arg(features, "GDA features to score")?;
-            if t.dim() == 1 {
-                let row = features.call_method1("unsqueeze", (0,))?;
-                let x = checked(&row, 2, "GDA features to score")?;
-                return Ok(PyTensor(score_one(x)?.squeeze_dim(0)));
-            }
-            let x = checked(features, 2, "GDA features to score")?;
-            return Ok(PyTensor(score_one(x)?));
-        };
-        let mut parts = vec![];
-        for item in items {
-            let (x, _) = split_batch(&item?, "GDA.score batch")?;
-            let x = checked(&features_of(x, model)?, 2, "GDA features to score")?;
-            parts.push(score_one(x)?);
-        }
-        if parts.is_empty() {
-            return Err(invalid("GDA features to score", "the iterable has no batches"));
-        }
-        let dev = parts[0].device();
-        let parts: Vec<Tensor> = parts.iter().map(|p| p.to_device(dev)).collect();
-        Ok(PyTensor(Tensor::cat(&parts, 0)))
+        self.per_row(py, features, model, Gda::scores)
+    }
+
+    /// The Gaussian log-density of each row under each class, N x C float64 (inputs as for
+    /// `score`; a 1-D row gives C values). `score` is their logsumexp; their maximum over classes
+    /// is the nearest-class score of Lee et al.'s Mahalanobis detector (pytorch-ood's, negated,
+    /// up to a constant with a tied covariance), their argmax GDA's class prediction.
+    #[pyo3(signature = (features, model = None))]
+    fn log_densities(
+        &self,
+        py: Python<'_>,
+        features: &Bound<'_, PyAny>,
+        model: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        self.per_row(py, features, model, Gda::log_densities)
     }
 
     /// The covariance model: "full", "tied" or "shrinkage".

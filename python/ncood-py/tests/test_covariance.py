@@ -44,6 +44,16 @@ def test_tied_is_the_pooled_covariance():
     test, _ = blobs(9, 4, 6, seed=24)
     want = gaussian_scores(x_means(x, y), np.broadcast_to(pooled, (4, 6, 6)), test)
     np.testing.assert_allclose(g.score(t(test)).numpy(), want, rtol=1e-10)
+    # The per-class log-densities: score is their logsumexp; a 1-D row gives C values.
+    ld = g.log_densities(t(test))
+    d = 6
+    for c, mu in enumerate(x_means(x, y)):
+        diff = test - mu
+        maha = np.einsum("nd,nd->n", diff, np.linalg.solve(pooled, diff.T).T)
+        want_c = -0.5 * (maha + np.linalg.slogdet(pooled)[1] + d * np.log(2 * np.pi))
+        np.testing.assert_allclose(ld[:, c].numpy(), want_c, rtol=1e-10)
+    torch.testing.assert_close(ld.logsumexp(1), g.score(t(test)), rtol=1e-12, atol=0)
+    assert g.log_densities(t(test)[0]).shape == (4,)
     cond = np.linalg.cond(pooled)
     np.testing.assert_allclose(g.condition_numbers, [cond] * 4, rtol=1e-8)
 

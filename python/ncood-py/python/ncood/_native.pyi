@@ -96,6 +96,13 @@ class GDA:
         GDA was fitted on). `features`: N x D (a 1-D row of D gives a 0-d tensor), or an
         iterable of batches (tensors, or (inputs, labels, ...) tuples whose labels are ignored),
         with `model(inputs)` as the features when a model is given."""
+    def log_densities(
+        self, features: Tensor | Iterable[Batch], model: Model | None = None
+    ) -> Tensor:
+        """The Gaussian log-density of each row under each class, N x C float64 (inputs as for
+        `score`; a 1-D row gives C values). `score` is their logsumexp; their maximum over
+        classes is the nearest-class score of Lee et al.'s Mahalanobis detector (pytorch-ood's,
+        negated, up to a constant with a tied covariance), their argmax GDA's class prediction."""
     @property
     def covariance(self) -> Covariance:
         """The covariance model: "full", "tied" or "shrinkage"."""
