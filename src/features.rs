@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn check_finite_names_the_first_bad_row_and_refuses_other_kinds() {
-        let mut t = Tensor::zeros([4, 3], (Kind::Float, Device::Cpu));
+        let t = Tensor::zeros([4, 3], (Kind::Float, Device::Cpu));
         assert!(check_finite(&t, "x").is_ok());
         let _ = t.get(2).get(1).fill_(f64::INFINITY);
         let _ = t.get(3).get(0).fill_(f64::NAN);

@@ -290,6 +290,8 @@ impl StreamingStats {
     ) -> Result<StreamingStats> {
         check_classes(counts.len())?;
         let c = counts.len() as i64;
+        // One device for all (a hand-made state may mix them): the means'.
+        let moments = moments.map(|m| m.to_device(m.means.device()));
         if let Some(m) = &moments {
             let d = m.means.size().get(1).copied().unwrap_or(0);
             let shapes = [

@@ -57,7 +57,9 @@ fn tensor_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Tensor> {
         let kind = if nested { "nested".to_string() } else { layout };
         return Err(invalid(
             what,
-            format!("expected a dense tensor on the CPU or a CUDA device, got a {kind} tensor on {device}"),
+            format!(
+                "expected a dense tensor on the CPU or a CUDA device, got a {kind} tensor on {device}"
+            ),
         ));
     }
     Ok(t)
@@ -210,7 +212,11 @@ fn collapse_dict(py: Python<'_>, c: &collapse::Collapse) -> PyResult<PyObject> {
 }
 
 /// A value of a state dict (`ncood` wrote it; a user may have edited it).
-fn state_item<'py>(state: &Bound<'py, PyDict>, key: &str, what: &str) -> PyResult<Bound<'py, PyAny>> {
+fn state_item<'py>(
+    state: &Bound<'py, PyDict>,
+    key: &str,
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     state
         .get_item(key)?
         .ok_or_else(|| invalid(what, format!("has no {key:?}")))
@@ -335,7 +341,9 @@ impl PyGda {
         let cov = covariance_arg(covariance)?;
         let x = checked(features, 2, "GDA features")?;
         let y = labels_arg(labels, None, "GDA labels")?;
-        let gda = py.allow_threads(move || Gda::fit_with(&x, &y, cov)).map_err(err)?;
+        let gda = py
+            .allow_threads(move || Gda::fit_with(&x, &y, cov))
+            .map_err(err)?;
         PyGda::fitted(py, gda)
     }
 
@@ -434,7 +442,11 @@ impl PyGda {
         let g = self.gda();
         let (l, c) = (g.factors(), g.means().size()[0]);
         let d = l.size()[1];
-        PyTensor(l.matmul(&l.transpose(1, 2)).expand([c, d, d], false).contiguous())
+        PyTensor(
+            l.matmul(&l.transpose(1, 2))
+                .expand([c, d, d], false)
+                .contiguous(),
+        )
     }
 
     /// The lower Cholesky factors L of the covariances the scores use, K x D x D float64 (K = 1
@@ -478,7 +490,10 @@ impl PyGda {
     }
 
     /// Pickling (and `torch.save`) goes through `state_dict()` and `from_state_dict`.
-    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyDict>,))> {
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyDict>,))> {
         let restore = py.get_type::<PyGda>().getattr("from_state_dict")?;
         Ok((restore, (self.state_dict(py)?,)))
     }
@@ -505,13 +520,18 @@ fn accumulate(
     grow: bool,
     what: &str,
 ) -> PyResult<()> {
-    let items = batches(loader)?
-        .ok_or_else(|| PyTypeError::new_err(format!("{what}: expected an iterable of (inputs, labels) batches, got one tensor")))?;
+    let items = batches(loader)?.ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "{what}: expected an iterable of (inputs, labels) batches, got one tensor"
+        ))
+    })?;
     let mut any = false;
     for item in items {
         let (x, y) = split_batch(&item?, what)?;
         let y = y.ok_or_else(|| {
-            PyTypeError::new_err(format!("{what}: expected (inputs, labels), got a tensor alone"))
+            PyTypeError::new_err(format!(
+                "{what}: expected (inputs, labels), got a tensor alone"
+            ))
         })?;
         add_batch(py, acc, &features_of(x, model)?, &y, grow, what)?;
         any = true;
@@ -563,7 +583,8 @@ impl PyClassStats {
     }
 
     fn finish(&self, py: Python<'_>) -> PyResult<stats::ClassStats> {
-        py.allow_threads(|| self.stats().finish("ClassStats")).map_err(err)
+        py.allow_threads(|| self.stats().finish("ClassStats"))
+            .map_err(err)
     }
 }
 
@@ -743,10 +764,11 @@ impl PyClassStats {
     ) -> PyResult<PyClassStats> {
         let what = "ClassStats state";
         let counts = state_tensor(state, "counts", what)?;
-        let counts: Vec<i64> = Labels::from_tensor(&counts, Some(usize::MAX), &format!("{what} counts"))
-            .map_err(err)?
-            .values()
-            .to_vec();
+        let counts: Vec<i64> =
+            Labels::from_tensor(&counts, Some(usize::MAX), &format!("{what} counts"))
+                .map_err(err)?
+                .values()
+                .to_vec();
         let moments = match state.get_item("means")? {
             None => None,
             Some(_) => Some(Moments {
@@ -916,7 +938,10 @@ fn read_checkpoint(
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", ncood::VERSION)?;
     m.add("NcoodError", m.py().get_type::<NcoodError>())?;
-    m.add("ConditioningWarning", m.py().get_type::<ConditioningWarning>())?;
+    m.add(
+        "ConditioningWarning",
+        m.py().get_type::<ConditioningWarning>(),
+    )?;
     m.add_class::<PyGda>()?;
     m.add_class::<PyClassStats>()?;
     m.add_function(wrap_pyfunction!(collapse_measures, m)?)?;
