@@ -344,6 +344,15 @@ impl StreamingStats {
         &self.counts
     }
 
+    /// An independent copy (to merge an accumulator into itself, or to keep a snapshot).
+    pub fn copy(&self) -> StreamingStats {
+        StreamingStats {
+            classes: self.classes,
+            counts: self.counts.clone(),
+            moments: self.moments.as_ref().map(Moments::copy),
+        }
+    }
+
     /// The moments so far (C-leading), None before the first batch.
     pub fn moments(&self) -> Option<&Moments> {
         self.moments.as_ref()

@@ -397,7 +397,9 @@ mod tests {
                 "saved",
             )
             .unwrap();
-            assert!(back.scores(&x).unwrap().equal(&g.scores(&x).unwrap()));
+            // To rounding: MKL may round differently with the memory's alignment.
+            let (a, b) = (back.scores(&x).unwrap(), g.scores(&x).unwrap());
+            assert!(a.allclose(&b, 1e-13, 0.0, false), "{a} vs {b}");
         }
         let g = fitted(Covariance::Full);
         let part = |f: Tensor, cov| {

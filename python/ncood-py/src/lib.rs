@@ -588,17 +588,6 @@ impl PyClassStats {
     }
 }
 
-/// An independent copy of an accumulator.
-fn copy_of(s: &StreamingStats) -> StreamingStats {
-    let m = s.moments().map(|m| Moments {
-        means: m.means.copy(),
-        scatter: m.scatter.copy(),
-        norm3: m.norm3.copy(),
-        norm4: m.norm4.copy(),
-    });
-    StreamingStats::from_parts(s.counts().to_vec(), m, "ClassStats").expect("valid statistics")
-}
-
 #[pymethods]
 impl PyClassStats {
     #[new]
@@ -641,7 +630,7 @@ impl PyClassStats {
     /// Adds every sample of `other` (same num_classes and D), as if its batches had been added
     /// here: exact, whatever the split (the statistics of two DDP ranks, two shards).
     fn merge(&self, py: Python<'_>, other: &PyClassStats) -> PyResult<()> {
-        let theirs = py.allow_threads(|| copy_of(&other.stats()));
+        let theirs = py.allow_threads(|| other.stats().copy());
         py.allow_threads(move || self.stats().merge(&theirs, "ClassStats to merge"))
             .map_err(err)
     }

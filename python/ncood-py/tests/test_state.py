@@ -24,14 +24,16 @@ def test_gda_round_trips_through_pickle_and_torch_save(covariance, tmp_path):
     g = ncood.GDA.fit(t(x), t(y), covariance=covariance)
     test = t(blobs(10, 3, 5, seed=42)[0])
     want = g.score(test)
+    # Scores to rounding: MKL's kernels may round differently with the memory's alignment.
+    same = lambda a, b: torch.testing.assert_close(a, b, rtol=1e-13, atol=0)  # noqa: E731
     back = pickle.loads(pickle.dumps(g))
-    assert torch.equal(back.score(test), want)
+    same(back.score(test), want)
     torch.save(g, tmp_path / "gda.pt")
-    assert torch.equal(torch.load(tmp_path / "gda.pt", weights_only=False).score(test), want)
+    same(torch.load(tmp_path / "gda.pt", weights_only=False).score(test), want)
     # The state dict is plain data: loadable with torch.load's default weights_only=True.
     torch.save(g.state_dict(), tmp_path / "state.pt")
     again = ncood.GDA.from_state_dict(torch.load(tmp_path / "state.pt"))
-    assert torch.equal(again.score(test), want)
+    same(again.score(test), want)
     for k in ("covariance", "jitter", "condition_numbers", "class_counts", "feature_dim"):
         assert getattr(again, k) == getattr(g, k), k
     assert torch.equal(again.means, g.means) and torch.equal(again.covariances, g.covariances)
