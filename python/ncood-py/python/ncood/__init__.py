@@ -74,8 +74,8 @@ def all_reduce(stats: ClassStats, group=None) -> ClassStats:
     `ClassStats`, the same on every rank (call it on every rank, e.g. of a DDP job, after each has
     added its shard): each rank's `state_dict()` (on the CPU) is gathered with
     `all_gather_object`, and every rank merges all of them in rank order with `ClassStats.merge`,
-    which is exact (Chan et al.'s update), so the result equals one process's pass over all shards
-    up to rounding. The statistics are C x D x D floats per rank, sent once."""
+    which is exact (Chan et al.'s update), so the result (on the CPU) equals one process's pass
+    over all shards up to rounding. The statistics are C x D x D floats per rank, sent once."""
     import torch.distributed as dist
 
     state = {k: v.cpu() for k, v in stats.state_dict().items()}
