@@ -71,7 +71,7 @@ cargo build --release --quiet
 #    the installed extension is newer than every source it is built from.
 so=$(ls python/ncood-py/python/ncood/_native.*.so 2>/dev/null | head -1 || true) # none on a fresh clone
 if [ -z "$so" ] || [ -n "$(find src python/ncood-py/src python/ncood-py/Cargo.toml python/ncood-py/Cargo.lock \
-    python/ncood-py/pyproject.toml Cargo.toml build.rs csrc -newer "$so" -print -quit)" ] \
+    python/ncood-py/pyproject.toml python/ncood-py/.cargo Cargo.toml build.rs csrc -newer "$so" -print -quit)" ] \
     || ! .venv/bin/python -c "import ncood" 2>/dev/null; then
   echo "setup: building the Python package ncood (maturin develop --release)"
   # Its output (pip's dependency lines included) is shown only when it fails.

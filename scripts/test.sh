@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up if needed, then the checks CI runs: formatting, lints, a short bounded fuzz pass over every
 # parser (scripts/fuzz.sh runs long ones), and the whole test suite (CPU), with a real single-node
-# SLURM cluster (scripts/slurm.sh) for the SLURM executor's tests, then the Python package's tests.
+# SLURM cluster (scripts/slurm.sh) for the SLURM executor's tests, then the Python package's tests
+# and its wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,5 +23,8 @@ else
     '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' >&2
 fi
 cargo test --release
-# The Python package's suite (python/ncood-py/tests; the extension was installed by setup.sh).
+# The Python package's suite (python/ncood-py/tests; the extension was installed by setup.sh),
+# then the package as a user installs it: `pip install ./python/ncood-py` into a fresh venv that
+# has only torch (linked from .venv, not downloaded), imported outside the tree (about 2.5 min).
 python -m pytest -q -p no:cacheprovider python/ncood-py/tests
+scripts/test-wheel.sh

@@ -248,7 +248,7 @@ pub fn predictions(h: &Tensor, classifier: &Classifier) -> Tensor {
 /// classes). Apart from `nc4_disagreements`, NC4 of an L2 model's raw features uses it: the model
 /// predicts from the normalised features, the nearest mean is the raw one's.
 pub fn disagreements(stats: &ClassStats, h: &Tensor, predicted: &Tensor) -> usize {
-    let means = &stats.means;
+    let means = &stats.means.to_device(Device::Cpu);
     let hb = h.to_device(Device::Cpu).to_kind(Kind::Double);
     // argmin_c ||h - mu_c||^2 = argmin_c (||mu_c||^2 - 2 h.mu_c): ||h||^2 does not change it.
     let mean_sq = means
@@ -269,7 +269,8 @@ pub fn from_disagreements(
 ) -> Result<Collapse> {
     check_classifier(stats, classifier)?;
     let n = stats.total();
-    let means = &stats.means;
+    // The measures are small C x C and C x D computations: on the CPU, wherever the statistics are.
+    let means = &stats.means.to_device(Device::Cpu);
     let (c, d) = (means.size()[0], means.size()[1]);
     let w = &classifier.weight;
     let m_rows = means - means.mean_dim(0, true, Kind::Double); // C x D
@@ -280,7 +281,11 @@ pub fn from_disagreements(
             c - 1
         )
     });
-    let sigma_w = stats.scatter.sum_dim_intlist(0, false, Kind::Double) / n as f64; // D x D
+    let sigma_w = stats
+        .scatter
+        .sum_dim_intlist(0, false, Kind::Double)
+        .to_device(Device::Cpu)
+        / n as f64; // D x D
     Ok(Collapse {
         nc1: nc1_undefined
             .is_none()
@@ -333,4 +338,50 @@ pub fn nc_loss(h: &Tensor, labels: &Tensor, w: &Tensor, classes: i64) -> Tensor 
         + maxangle(w)
         + nc3(w, &m_rows);
     loss.to_kind(kind)
+}
+
+/// `nc_loss` with its preconditions checked, for callers outside ncood's training loop (which
+/// guarantees them): features h (B x D) and weights W (C x D, C >= 2, on h's device), dense,
+/// float and finite; one label per row, in 0..C-1, with every class present in the batch (a
+/// class mean is undefined otherwise).
+pub fn nc_loss_checked(h: &Tensor, labels: &Tensor, w: &Tensor) -> Result<Tensor> {
+    crate::features::check_finite(h, "nc_loss features")?;
+    crate::features::check_finite(w, "nc_loss weight")?;
+    let (b, d) = match h.size()[..] {
+        [b, d] if b > 0 && d > 0 => (b, d),
+        _ => {
+            return Err(Error::ShapeMismatch {
+                what: "nc_loss features".into(),
+                expected: "a non-empty B x D matrix".into(),
+                got: format!("{:?}", h.size()),
+            });
+        }
+    };
+    let c = match w.size()[..] {
+        [c, wd] if wd == d && c >= 2 && w.device() == h.device() => c,
+        _ => {
+            return Err(Error::ShapeMismatch {
+                what: "nc_loss weight".into(),
+                expected: format!("C x {d} with C >= 2, on {:?}", h.device()),
+                got: format!("{:?} on {:?}", w.size(), w.device()),
+            });
+        }
+    };
+    let y = Labels::from_tensor(labels, Some(c as usize), "nc_loss labels")?;
+    if y.len() != b as usize {
+        return Err(Error::ShapeMismatch {
+            what: "nc_loss labels".into(),
+            expected: format!("{b} (one per feature row)"),
+            got: y.len().to_string(),
+        });
+    }
+    let mut present = vec![false; c as usize];
+    y.values().iter().for_each(|&l| present[l as usize] = true);
+    if let Some(k) = present.iter().position(|p| !p) {
+        return Err(Error::invalid(
+            "nc_loss labels",
+            format!("class {k} has no sample in the batch: its mean is undefined"),
+        ));
+    }
+    Ok(nc_loss(h, &y.tensor().to_device(h.device()), w, c))
 }

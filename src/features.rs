@@ -123,6 +123,33 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+    /// Labels from a tensor handed to ncood from outside (a Python caller): 1-D, an integer
+    /// dtype, dense, on the CPU or a CUDA device, then checked as `new` says; only fallible
+    /// libtorch calls, so any tensor is an error rather than a panic.
+    pub fn from_tensor(t: &Tensor, classes: Option<usize>, what: &str) -> Result<Labels> {
+        let kind = t.f_kind().ok();
+        let integer = matches!(
+            kind,
+            Some(Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64)
+        );
+        let dense = matches!(t.device(), Device::Cpu | Device::Cuda(_)) && !t.is_sparse();
+        if !integer || !dense || t.dim() != 1 {
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "expected a dense 1-D integer tensor on the CPU or a CUDA device, got {} of shape {:?}",
+                    kind.map_or("an unsupported dtype".into(), |k| format!("{k:?}")),
+                    t.size()
+                ),
+            ));
+        }
+        let values = Vec::<i64>::try_from(
+            t.f_to_device(Device::Cpu)?
+                .f_to_kind(Kind::Int64)?
+                .f_contiguous()?,
+        )?;
+        Labels::new(values, classes, what)
+    }
     pub fn tensor(&self) -> Tensor {
         Tensor::from_slice(&self.values)
     }
@@ -225,6 +252,58 @@ fn finite_floats(path: &Path, a: npy::Array, row_len: usize) -> Result<Vec<f64>>
     Ok(v)
 }
 
+/// Checks a tensor handed to ncood from outside (a Python caller): a dense float tensor on the
+/// CPU or a CUDA device (the devices whose f64 the statistics use) with every value finite, the
+/// first bad row (index along dimension 0) named. Only fallible libtorch calls, so that any tensor
+/// (sparse, quantized, complex, on the meta device) is an error, never a panic.
+pub fn check_finite(t: &Tensor, what: &str) -> Result<()> {
+    let kind = t
+        .f_kind()
+        .map_err(|_| Error::invalid(what, "expected a float tensor, got an unsupported dtype"))?;
+    if !matches!(
+        kind,
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    ) {
+        return Err(Error::invalid(
+            what,
+            format!("expected a float tensor, got {kind:?}"),
+        ));
+    }
+    // tch reports devices it has no name for (meta, XLA, ...) as Mps; no Linux build has MPS.
+    if !matches!(t.device(), Device::Cpu | Device::Cuda(_)) || t.is_sparse() {
+        return Err(Error::invalid(
+            what,
+            "expected a dense tensor on the CPU or a CUDA device",
+        ));
+    }
+    let bad = t.f_isfinite()?.f_logical_not()?;
+    let bad_rows = match t.dim() {
+        0 | 1 => bad.f_flatten(0, -1)?,
+        _ => bad.f_flatten(1, -1)?.f_any_dim(1, false)?,
+    };
+    if bad_rows.f_any()?.f_int64_value(&[])? == 0 {
+        return Ok(());
+    }
+    let row = bad_rows
+        .f_to_kind(Kind::Int8)?
+        .f_argmax(0, false)?
+        .f_int64_value(&[])?;
+    let values = if t.dim() == 0 {
+        t.shallow_clone()
+    } else {
+        t.f_get(row)?
+    }
+    .f_flatten(0, -1)?;
+    let value = values
+        .f_masked_select(&values.f_isfinite()?.f_logical_not()?)?
+        .f_to_kind(Kind::Double)?
+        .f_double_value(&[0])?;
+    Err(Error::NonFinite {
+        what: format!("{what}: value {value}"),
+        location: format!("row {row}"),
+    })
+}
+
 /// Reads a 2-D float32/float64 .npy matrix with at least one row and one column (returned as
 /// f64), rejecting NaN/inf with the row.
 pub fn read_matrix(path: &Path) -> Result<Tensor> {
@@ -273,4 +352,32 @@ pub fn read_labels(path: &Path, classes: Option<usize>) -> Result<Labels> {
         ));
     }
     Labels::new(v, classes, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_finite_names_the_first_bad_row_and_refuses_other_kinds() {
+        let t = Tensor::zeros([4, 3], (Kind::Float, Device::Cpu));
+        assert!(check_finite(&t, "x").is_ok());
+        let _ = t.get(2).get(1).fill_(f64::INFINITY);
+        let _ = t.get(3).get(0).fill_(f64::NAN);
+        let e = check_finite(&t, "x").unwrap_err().to_string();
+        assert_eq!(e, "x: value inf is not finite at row 2");
+        let e = check_finite(&Tensor::from_slice(&[1i64, 2]), "y").unwrap_err();
+        assert_eq!(e.to_string(), "y: expected a float tensor, got Int64");
+        let scalar = Tensor::from(f64::NAN);
+        let e = check_finite(&scalar, "s").unwrap_err().to_string();
+        assert_eq!(e, "s: value NaN is not finite at row 0");
+        let e = Labels::from_tensor(&Tensor::from_slice(&[0.0f32, 1.0]), None, "l").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected a dense 1-D integer tensor"),
+            "{e}"
+        );
+        let l = Labels::from_tensor(&Tensor::from_slice(&[1u8, 0, 1]), None, "l").unwrap();
+        assert_eq!((l.values(), l.classes()), (&[1i64, 0, 1][..], 2));
+    }
 }

@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod model;
 pub mod npy;
 pub mod ood;
+#[cfg(feature = "cli")]
 pub mod report;
 pub mod rng;
 pub mod run;
@@ -53,3 +54,6 @@ pub mod study;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// This library's version (the Python package reports it as `ncood.__version__`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -22,6 +22,8 @@ const SUMMARY_FILE: &str = "summary.json";
 const LOCK_FILE: &str = "run.lock";
 const CHECKPOINTS: &str = "checkpoints";
 const EVAL: &str = "eval";
+/// The ending of a checkpoint's resume state, beside its weights' `.safetensors`.
+const STATE_SUFFIX: &str = ".state.safetensors";
 
 /// Where a result came from: ncood's version and commit, and where it computed. Shared by the
 /// config header, summary.json and evaluation results.
@@ -163,8 +165,8 @@ impl RunDir {
     /// Epoch `e`'s checkpoint: PyTorch-layout weights, or (`state`) everything resume needs.
     pub fn checkpoint_path(&self, epoch: usize, state: bool) -> PathBuf {
         self.path.join(CHECKPOINTS).join(format!(
-            "epoch-{epoch:04}{}.safetensors",
-            if state { ".state" } else { "" }
+            "epoch-{epoch:04}{}",
+            if state { STATE_SUFFIX } else { ".safetensors" }
         ))
     }
 
@@ -258,13 +260,7 @@ impl RunDir {
     pub fn load_state(&self, cfg: &RunConfig, net: &Net, epoch: usize) -> Result<State> {
         let path = self.checkpoint_path(epoch, true);
         let (tensors, meta) = checkpoint::read(&path)?;
-        let recorded = meta
-            .get("config")
-            .ok_or_else(|| Error::bad_file(&path, "metadata has no config"))
-            .and_then(|text| {
-                RunConfig::from_toml(text, &[])
-                    .map_err(|e| Error::bad_file(&path, format!("its recorded config: {e}")))
-            })?;
+        let recorded = recorded_config(&path, &meta)?;
         let changed = cfg.differences(&recorded, PER_PROCESS);
         if !changed.is_empty() {
             return Err(Error::run_dir(
@@ -387,4 +383,33 @@ impl RunLock {
         atomic::write_json(&self.dir.eval_path(epoch, "json"), result)?;
         atomic::write(&self.dir.eval_path(epoch, "md"), md.as_bytes())
     }
+}
+
+/// The run configuration a checkpoint was trained with, from its metadata (`path` names it in
+/// errors).
+pub fn recorded_config(path: &Path, meta: &Metadata) -> Result<RunConfig> {
+    let text = meta
+        .get("config")
+        .ok_or_else(|| Error::bad_file(path, "metadata has no config: not an ncood checkpoint"))?;
+    RunConfig::from_toml(text, &[])
+        .map_err(|e| Error::bad_file(path, format!("its recorded config: {e}")))
+}
+
+/// A weights checkpoint (`epoch-NNNN.safetensors`, PyTorch's layout): its tensors (CPU) and the
+/// run configuration it was trained with. A resume state (`.state.safetensors`: ncood's own
+/// variable names and the optimiser's buffers) is refused by name, since its tensors fit no
+/// PyTorch model.
+pub fn read_weights(
+    path: &Path,
+) -> Result<(std::collections::HashMap<String, tch::Tensor>, RunConfig)> {
+    if path.to_string_lossy().ends_with(STATE_SUFFIX) {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "a resume state, not the weights: load the epoch-NNNN.safetensors beside it, without {STATE_SUFFIX:?}"
+            ),
+        ));
+    }
+    let (tensors, meta) = checkpoint::read(path)?;
+    Ok((tensors, recorded_config(path, &meta)?))
 }

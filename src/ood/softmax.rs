@@ -4,18 +4,25 @@
 //! - max logit: max_c l_c (Hendrycks et al. 2022), unaffected by T
 //! - negative entropy: sum_c p_c log p_c of softmax(l / T)
 //! - energy: T logsumexp(l / T) (Liu et al. 2020; the negative free energy)
+//!
+//! Each is computed from (l - max_c l_c) / T, whose entries are <= 0 with the largest exactly 0:
+//! softmax, log-softmax and logsumexp of it are finite for any finite logits and temperature,
+//! where l / T alone overflows (logits of 1e300 at T = 1e-8, or T = 1e-308) and gave NaN.
 use tch::{Kind, Tensor};
 
 fn to_vec(t: Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(t.to_kind(Kind::Double).contiguous()).expect("f64 vector")
 }
 
+/// (l - max_c l_c) / T (N x C, f64) and max_c l_c (N x 1).
+fn shifted(logits: &Tensor, t: f64) -> (Tensor, Tensor) {
+    let l = logits.to_kind(Kind::Double);
+    let max = l.amax(1, true);
+    ((l - &max) / t, max)
+}
+
 pub fn msp(logits: &Tensor, t: f64) -> Vec<f64> {
-    to_vec(
-        (logits.to_kind(Kind::Double) / t)
-            .softmax(1, Kind::Double)
-            .amax(1, false),
-    )
+    to_vec(shifted(logits, t).0.softmax(1, Kind::Double).amax(1, false))
 }
 
 pub fn max_logit(logits: &Tensor) -> Vec<f64> {
@@ -23,12 +30,19 @@ pub fn max_logit(logits: &Tensor) -> Vec<f64> {
 }
 
 pub fn neg_entropy(logits: &Tensor, t: f64) -> Vec<f64> {
-    let logp = (logits.to_kind(Kind::Double) / t).log_softmax(1, Kind::Double);
+    // A probability that underflows to 0 has log -inf; clamped to the most negative finite value
+    // its term p log p is 0 * finite = 0, as its limit is, instead of 0 * -inf = NaN.
+    let logp = shifted(logits, t)
+        .0
+        .log_softmax(1, Kind::Double)
+        .clamp_min(f64::MIN);
     to_vec((logp.exp() * &logp).sum_dim_intlist(1, false, Kind::Double))
 }
 
+/// T logsumexp(l / T) = max_c l_c + T logsumexp((l - max_c l_c) / T).
 pub fn energy(logits: &Tensor, t: f64) -> Vec<f64> {
-    to_vec((logits.to_kind(Kind::Double) / t).logsumexp(1, false) * t)
+    let (z, max) = shifted(logits, t);
+    to_vec(max.squeeze_dim(1) + z.logsumexp(1, false) * t)
 }
 
 /// Mean negative log-likelihood of `labels` under softmax(logits / t).

@@ -23,6 +23,24 @@ def gda_scores(train: np.ndarray, labels: np.ndarray, test: np.ndarray, jitter: 
     return logsumexp(np.stack(logp, 1), axis=1)
 
 
+def gaussian_scores(means: np.ndarray, covs: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """logsumexp_c log N(x; mu_c, covs[c]) for given means (C x D) and covariances (C x D x D)."""
+    d = means.shape[1]
+    logp = []
+    for mu, cov in zip(means, covs):
+        diff = test.astype(np.float64) - mu
+        maha = np.einsum("nd,nd->n", diff, np.linalg.solve(cov, diff.T).T)
+        logp.append(-0.5 * (maha + np.linalg.slogdet(cov)[1] + d * np.log(2 * np.pi)))
+    return logsumexp(np.stack(logp, 1), axis=1)
+
+
+def pooled_covariance(train: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """sum_c (X_c - mu_c)^T (X_c - mu_c) / (N - C): the tied covariance."""
+    c = labels.max() + 1
+    centred = train - np.stack([train[labels == k].mean(0) for k in range(c)])[labels]
+    return centred.T @ centred / (len(train) - c)
+
+
 def _cosines(v: np.ndarray) -> np.ndarray:
     u = v / np.linalg.norm(v, axis=1, keepdims=True)
     cos = u @ u.T
