@@ -805,11 +805,17 @@ fn report_cmd(dir: &Path) -> Result<()> {
     let plan = ncood::study::Plan::new(&spec, dir)?;
     let w = ncood::report::write(&spec, &plan, dir)?;
     if !w.missing.is_empty() {
+        let first: Vec<&str> = w.missing.iter().take(4).map(String::as_str).collect();
         say!(
-            "partial study: {} of {} tasks not finished ({})",
+            "partial study: {} of {} tasks not finished ({}{})",
             w.missing.len(),
             plan.tasks.len(),
-            w.missing.join("; ")
+            first.join("; "),
+            if w.missing.len() > first.len() {
+                "; ..."
+            } else {
+                ""
+            }
         );
     }
     say!("{} rows, {} aggregates over seeds", w.rows, w.summaries);

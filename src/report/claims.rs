@@ -358,6 +358,9 @@ fn combine(parts: &[Part], rule: Rule, side: Side) -> (Verdict, Option<usize>) {
 /// "+0.0123 [+0.0034, +0.0212]" or "+0.0123 (p = 0.031)".
 fn effect_of(p: &Part, side: Side) -> String {
     let t = &p.test;
+    if t.estimate.is_nan() {
+        return "-".into();
+    }
     match t.interval {
         Some([lo, hi]) => format!("{:+.4} [{lo:+.4}, {hi:+.4}]", t.estimate),
         None => format!("{:+.4} (p = {:.3})", t.estimate, t.p(side)),

@@ -54,18 +54,20 @@ figcaption{font-size:.9em;color:#444}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em;white-space:pre-wrap}
 details{margin:.6em 0}summary{cursor:pointer;font-weight:600}";
 
-/// Checks each inline figure's laid-out size and every element's right edge against the page's
-/// width (elements inside a horizontally scrolling box count at the box's edge), and records
-/// both for a headless browser.
+/// Checks each inline figure's laid-out size, every element's right edge against the page's
+/// width (`data-overflow`: elements wider than the page outside a horizontally scrolling box) and
+/// which tables need their box to scroll (`data-scroll`), and records them for a headless browser.
 const SCRIPT: &str = "window.addEventListener('load',function(){var bad=[],n=0;
 document.querySelectorAll('figure svg').forEach(function(s){n++;var r=s.getBoundingClientRect();
 if(!(r.width>0&&r.height>0))bad.push(s.closest('figure').id);});
 document.body.dataset.figures=bad.length?'empty:'+bad.join(','):'ok:'+n;
-var w=document.documentElement.clientWidth,wide=[];
+var w=document.documentElement.clientWidth,wide=[],scroll=[];
 document.querySelectorAll('body *').forEach(function(e){if(e.closest('details:not([open])'))return;
-var r=e.getBoundingClientRect();if(r.width>0&&r.right>w+1)wide.push(e.tagName+(e.id?'#'+e.id:''));});
+var r=e.getBoundingClientRect();if(r.width>0&&r.right>w+1&&!e.closest('.scroll'))wide.push(e.tagName+(e.id?'#'+e.id:''));});
+document.querySelectorAll('.scroll').forEach(function(e){if(e.scrollWidth>e.clientWidth+1)scroll.push(e.previousElementSibling?e.previousElementSibling.textContent.slice(0,40):'table');});
 document.body.dataset.overflow=wide.length?'wide:'+wide.slice(0,5).join(','):'ok';
-console.log('ncood figures '+document.body.dataset.figures+' overflow '+document.body.dataset.overflow);});";
+document.body.dataset.scroll=scroll.length?'scrolls:'+scroll.length:'none';
+console.log('ncood figures '+document.body.dataset.figures+' overflow '+document.body.dataset.overflow+' scroll '+document.body.dataset.scroll);});";
 
 /// A plotters SVG scales with the page only with a viewBox: add one from its width and height.
 fn scalable(svg: &str) -> String {
@@ -308,7 +310,7 @@ pub fn render(p: &Page) -> String {
     }
     if !p.missing.is_empty() {
         s += &format!(
-            "<p class=\"warn\">Partial study: {} task(s) not finished ({}). What follows covers what exists.</p>",
+            "<details class=\"warn\"><summary>Partial study: {} task(s) not finished; what follows covers what exists.</summary>{}</details>",
             p.missing.len(),
             esc(&p.missing.join("; "))
         );

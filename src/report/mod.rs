@@ -54,35 +54,39 @@ struct BlockFile<'a> {
     regime: Option<&'a regime::Regime>,
 }
 
-/// What a roles block's models were trained at, for the claims' scale: per model its ID data
-/// (and training subset), architecture, width, epochs, seeds and tracking subset.
+/// What a roles block's models were trained at, for the claims' scale: what they share (ID data
+/// and training subset, architecture, width, precision, tracking subset) once, then each model's
+/// epochs, milestones and seeds.
 fn scale(spec: &StudySpec, roles: &crate::study::spec::Roles) -> Result<String> {
-    let mut parts = vec![];
+    let (mut shared, mut own) = (vec![], vec![]);
     for name in roles.models() {
         let v = spec.variant(name).expect("validated roles");
         let c = spec.run_config(v, v.seeds[0])?;
-        let subset = |n: usize| {
-            if n == 0 {
-                "all".to_string()
-            } else {
-                n.to_string()
-            }
+        let images = |n: usize| match n {
+            0 => "all".to_string(),
+            n => n.to_string(),
         };
-        parts.push(format!(
-            "{}: {} ({} training images) {} w={} {} epochs (milestones {:?}, {}), {} seeds, NC on {} training images",
-            v.name,
+        let common = format!(
+            "{} ({} training images), {} w={}, {}, NC on {} training images",
             c.data.name,
-            subset(c.data.train_subset),
+            images(c.data.train_subset),
             c.model.arch.name(),
             c.model.width,
+            c.optim.precision.name(),
+            images(c.track.subset)
+        );
+        if !shared.contains(&common) {
+            shared.push(common);
+        }
+        own.push(format!(
+            "{} {} epochs {:?} x {} seeds",
+            v.name,
             c.optim.epochs,
             c.optim.resolved_milestones(),
-            c.optim.precision.name(),
-            v.seeds.len(),
-            subset(c.track.subset)
+            v.seeds.len()
         ));
     }
-    Ok(parts.join("; "))
+    Ok(format!("{}; {}", shared.join("; "), own.join(", ")))
 }
 
 /// What the tables and figures call a roles block: its label, else the architecture of its

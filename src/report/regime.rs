@@ -123,6 +123,9 @@ pub fn check(rows: &[Row], runs: &[RunRef], roles: &Roles) -> Option<Regime> {
     let verdict = match ok {
         Some(true) => "in the paper's regime: ",
         Some(false) => "OUT of the paper's regime (C1-C4 not judged): ",
+        None if why.is_empty() => {
+            "regime not known yet (the long baseline or L2-short has not finished)"
+        }
         None => "regime not known yet: ",
     };
     Some(Regime {
