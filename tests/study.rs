@@ -1,10 +1,11 @@
-//! Studies: spec validation, planning (dependencies, skipping finished tasks, added seeds), the
-//! local pool end to end on a tiny generated data root, and a study killed and run again ending
-//! with the same per-run files as an uninterrupted one.
+//! Studies: spec validation, planning (dependencies, skipping finished tasks, added seeds, no run
+//! twice), the local pool end to end on a tiny generated data root, a study killed, moved and
+//! continued from elsewhere ending with the same per-run files and report as an uninterrupted
+//! one, and what would fail late refused before anything is written.
 mod common;
 use ncood::study::{Plan, StudySpec, TaskKind, TaskState};
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn ncood() -> Command {
@@ -218,10 +219,14 @@ fn spec_errors_name_the_problem() {
         ),
         (
             good.replace(
-                "name = \"l2-over\"",
-                "name = \"nol2-long-intervene-e1-control\"",
+                "[[overtrain]]",
+                "[[variant]]\nname = \"nol2-long-intervene-e1-control\"\nseeds = [0]\n\n[[overtrain]]",
             ),
-            "the name nol2-long-intervene-e1-control is used twice: by the control group of the intervention from nol2-long at epoch 1 and by the over-training nol2-long-intervene-e1-control",
+            "the name nol2-long-intervene-e1-control is used twice: by the control group of the intervention from nol2-long at epoch 1 and by the variant nol2-long-intervene-e1-control",
+        ),
+        (
+            good.replace("name = \"l2-over\"", "name = \"nol2-long-intervene-e1-nc\""),
+            "by the nc group of the intervention from nol2-long at epoch 1 and by the over-training",
         ),
         (
             good.replace("[base]\n", "[base]\ncheckpoint_every = 2\n"),
@@ -315,33 +320,30 @@ fn plans_respect_dependencies_and_extensions() {
 }
 
 #[test]
-fn a_study_runs_resumes_and_survives_kills() {
+fn a_study_runs_and_reports() {
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 300, 60);
     let spec = tmp.path().join("study.toml");
     std::fs::write(&spec, spec_text(tmp.path(), false)).unwrap();
-    // `study run` from the working directory `cwd` into `out` (relative to it, or absolute).
-    let run = |cwd: &Path, out: &Path| {
+    let run = |out: &PathBuf| {
         let mut c = ncood();
-        c.current_dir(cwd)
-            .args(["study", "run"])
+        c.args(["study", "run"])
             .arg(&spec)
             .arg("--out")
             .arg(out)
             .args(["--jobs", "2", "--threads", "1"]);
         c
     };
-    // Uninterrupted, as `--out a`.
+    // Uninterrupted.
     let a = tmp.path().join("a");
-    let out = run(tmp.path(), Path::new("a")).output().unwrap();
+    let out = run(&a).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         for l in text.lines().filter(|l| l.starts_with("FAILED")) {
             let log = l.split("log: ").nth(1).unwrap().trim_end_matches(')');
-            let log = std::fs::read_to_string(tmp.path().join(log)).unwrap_or_default();
-            eprintln!("{l}\n{log}");
+            eprintln!("{l}\n{}", std::fs::read_to_string(log).unwrap_or_default());
         }
-        panic!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        panic!("{text}");
     }
     assert!(
         text.contains("16 tasks, 0 finished before, 16 now, 0 failed"),
@@ -568,7 +570,28 @@ fn a_study_runs_resumes_and_survives_kills() {
     }
     assert!(printed.contains(&a.join("report/report.html").display().to_string()));
     in_a_browser(&a.join("report/report.html"));
-    // Run again: nothing to do.
+}
+
+#[test]
+fn a_study_killed_moved_and_continued_ends_as_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::fake_fashion_mnist(tmp.path(), 300, 60);
+    let spec = tmp.path().join("study.toml");
+    std::fs::write(&spec, spec_text(tmp.path(), false)).unwrap();
+    // `study run` from the working directory `cwd` into `out` (relative to it, or absolute).
+    let run = |cwd: &Path, out: &Path| {
+        let mut c = ncood();
+        c.current_dir(cwd)
+            .args(["study", "run"])
+            .arg(&spec)
+            .arg("--out")
+            .arg(out)
+            .args(["--jobs", "2", "--threads", "1"]);
+        c
+    };
+    // Uninterrupted, as `--out a`; run again, nothing to do.
+    let a = tmp.path().join("a");
+    common::run_ok(&mut run(tmp.path(), Path::new("a")));
     let out = common::run_ok(&mut run(tmp.path(), &a));
     assert!(String::from_utf8_lossy(&out.stdout).contains("16 finished before, 0 now"));
 
@@ -708,7 +731,7 @@ fn what_would_fail_late_is_refused_before_anything_is_written() {
 }
 
 #[test]
-fn presets_plan_and_the_paper_names_its_missing_files() {
+fn presets_plan_and_bad_flags_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     for (preset, tasks) in [("quick", 45), ("cpu", 75)] {
         let out = common::run_ok(
@@ -723,11 +746,27 @@ fn presets_plan_and_the_paper_names_its_missing_files() {
             "{plan}"
         );
     }
-    // Without its data the paper's plan still previews; --dry-run and the run name every missing file.
+    let none = ncood()
+        .args(["reproduce", "--jobs", "0", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--jobs 0"));
+    let bad = ncood()
+        .args(["reproduce", "--preset", "huge"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("quick, cpu, paper"));
+}
+
+#[test]
+fn the_paper_previews_without_its_data_and_names_each_missing_file() {
+    let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("no-data");
     std::fs::create_dir_all(&empty).unwrap();
     let out = tmp.path().join("paper");
-    // --dry-run prints the plan, then fails as the run would.
+    // --dry-run prints the plan, then fails as the run does, naming every missing file.
     for dry_run in [true, false] {
         let mut cmd = ncood();
         cmd.args(["study", "run", "paper", "--out"])
@@ -753,18 +792,6 @@ fn presets_plan_and_the_paper_names_its_missing_files() {
             "nothing is written before the data are there"
         );
     }
-    let none = ncood()
-        .args(["reproduce", "--jobs", "0", "--dry-run"])
-        .output()
-        .unwrap();
-    assert_eq!(none.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&none.stderr).contains("--jobs 0"));
-    let bad = ncood()
-        .args(["reproduce", "--preset", "huge"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("quick, cpu, paper"));
 }
 
 #[test]
