@@ -151,11 +151,9 @@ pub fn check_data(spec: &StudySpec) -> Result<()> {
 /// anything runs, rather than when the group starts, after its source has trained. Each training
 /// file is read once.
 fn check_nc_batches(spec: &StudySpec) -> Result<()> {
+    use crate::data::{DataSource, Dataset, DatasetKind, train_val};
     use crate::train::{Group, check_batches, intervene::group_config};
-    let mut files: Vec<(
-        (crate::data::DatasetKind, std::path::PathBuf),
-        crate::data::Dataset,
-    )> = vec![];
+    let mut files: Vec<((DatasetKind, std::path::PathBuf), Dataset)> = vec![];
     for i in &spec.interventions {
         let plan = spec.intervention(i)?;
         if !plan.groups.contains(&Group::Nc) {
@@ -164,7 +162,7 @@ fn check_nc_batches(spec: &StudySpec) -> Result<()> {
         let src = spec.variant(&i.source).expect("a validated source");
         for seed in spec.intervention_seeds(i) {
             let cfg = group_config(&spec.run_config(src, seed)?, &plan, Group::Nc, None);
-            let source = crate::data::DataSource::from(&cfg.data);
+            let source = DataSource::from(&cfg.data);
             let key = (cfg.data.name, source.root.clone());
             let k = match files.iter().position(|f| f.0 == key) {
                 Some(k) => k,
@@ -173,7 +171,7 @@ fn check_nc_batches(spec: &StudySpec) -> Result<()> {
                     files.len() - 1
                 }
             };
-            let (train, _) = crate::data::train_val(&files[k].1, &cfg.data, seed);
+            let (train, _) = train_val(&files[k].1, &cfg.data, seed);
             check_batches(&cfg, &train).map_err(|e| match e {
                 Error::InvalidConfig { field, reason } => Error::config(
                     format!(
