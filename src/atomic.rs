@@ -2,13 +2,18 @@
 //! file beside the target (same folder, so the rename is atomic), which is fsynced and renamed over
 //! the target, then the folder is fsynced. A crash or kill leaves the old file or the new one, never
 //! a torn one; a failed write removes its temporary file, and `remove_stale_temps` clears those a
-//! killed process left (resume calls it).
+//! killed process left (whoever takes the folder's `lock` calls it).
+//!
+//! Locks (`lock`): one writer per run directory, study and report. An advisory lock on a file,
+//! which the OS releases when its process dies, so a killed holder never leaves it taken; the file
+//! names its holder for the message of whoever is refused.
 //!
 //! Fault injection for tests: with `NCOOD_FAULT=write:K` in the environment the process aborts
 //! half-way through writing the temporary file of its K-th atomic write (1-based), as a kill at
 //! that moment would; `NCOOD_FAULT=step:K` is read by the training loop. Crash tests use it to
 //! kill at exact, named moments instead of racing a timer.
 use crate::error::{Error, Result};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -84,6 +89,66 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// An exclusive lock on a file, held until dropped (or until the process dies).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// This machine's name, as the kernel gives it (empty where it does not).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Takes the lock of `path` (created if missing) without waiting and writes this process's id and
+/// host into it. `Ok(Err(holder))` while another process holds it, with what the holder wrote.
+pub fn lock(path: &Path) -> Result<std::result::Result<Lock, String>> {
+    let io = |e| Error::io(path, e);
+    // Not truncated on opening: while another process holds the lock, the file says who it is.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(Err(holder_text(path))),
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    let holder = format!("pid {} on {}\n", std::process::id(), hostname());
+    file.write_all(holder.as_bytes()).map_err(io)?;
+    Ok(Ok(Lock { _file: file }))
+}
+
+/// Who holds the lock of `path`, found without creating or writing anything: None when the file
+/// is absent or nobody holds it.
+pub fn holder(path: &Path) -> Result<Option<String>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(None),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(Some(holder_text(path))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
+}
+
+/// What a held lock file says of its holder.
+fn holder_text(path: &Path) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => "a process that has not said who it is".into(),
+    }
+}
+
 /// Serialises `value` as pretty JSON (with a final newline) and writes it atomically.
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("plain data serialises");
@@ -108,5 +173,22 @@ mod tests {
         // A write into a missing folder fails, naming the target, and leaves nothing behind.
         let e = write(&dir.path().join("no/such.json"), b"x").unwrap_err();
         assert!(e.to_string().contains("no/such.json"), "{e}");
+    }
+
+    #[test]
+    fn a_held_lock_names_its_holder_and_is_freed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        assert_eq!(holder(&p).unwrap(), None, "no file, no holder");
+        assert!(!p.exists(), "looking creates nothing");
+        let held = lock(&p).unwrap().unwrap();
+        let me = format!("pid {} on {}", std::process::id(), hostname());
+        // flock locks belong to the open file: a second open of it in this process is refused
+        // as another process would be.
+        assert_eq!(lock(&p).unwrap().unwrap_err(), me);
+        assert_eq!(holder(&p).unwrap(), Some(me));
+        drop(held);
+        assert_eq!(holder(&p).unwrap(), None);
+        assert!(lock(&p).unwrap().is_ok());
     }
 }

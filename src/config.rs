@@ -31,7 +31,9 @@ pub struct RunConfig {
     /// it is measured on a GPU; an error on the CPU.
     pub cuda_graphs: bool,
     /// Start from this resume-state checkpoint (`*.state.safetensors`) instead of a random
-    /// initialisation (the intervention's starting point). Default none.
+    /// initialisation (the intervention's starting point). A relative path is relative to the
+    /// run directory: an intervention group records its source's checkpoint that way, so that
+    /// its study can move and be continued through any spelling of its path. Default none.
     pub init_from: Option<PathBuf>,
     pub model: ModelConfig,
     pub data: DataConfig,
@@ -416,6 +418,12 @@ impl RunConfig {
         keys.sort();
         keys.dedup();
         keys
+    }
+
+    /// Whether a run of this config writes a checkpoint at 1-based `epoch`: every
+    /// `checkpoint_every` epochs, and always at its last.
+    pub fn checkpointed(&self, epoch: usize) -> bool {
+        epoch.is_multiple_of(self.checkpoint_every) || epoch == self.optim.epochs
     }
 
     /// The directory name a run gets when none is given: DATA-ARCH-wWIDTH-(l2|nol2)-sSEED.

@@ -239,7 +239,8 @@ struct StudyRunArgs {
     jobs: usize,
     #[arg(long, value_enum, default_value = "local")]
     executor: Executor,
-    /// Print the plan (tasks, states, dependencies) and run nothing.
+    /// Print the plan (tasks, states, dependencies), then make every check a run makes (exit
+    /// status 1 if one fails), and write or run nothing.
     #[arg(long)]
     dry_run: bool,
     /// SLURM partition (overrides the study's [slurm] partition).
@@ -647,9 +648,11 @@ fn run_study(
     let plan = Plan::new(spec, out)?;
     if a.dry_run {
         say!("{}", plan.describe());
-        return Ok(());
     }
-    // The study's [slurm] settings with the flags applied, checked before anything is written.
+    // Every check the run makes comes before anything is written, and --dry-run makes them all:
+    // the study's [slurm] settings with the flags applied (and what a submission needs), the
+    // data, the study the directory holds, and whether another process holds it or its jobs are
+    // queued.
     let mut settings = spec.slurm.clone();
     let flags = [
         (&a.partition, &mut settings.partition),
@@ -663,16 +666,27 @@ fn run_study(
     }
     settings.gpus = a.gpus.unwrap_or(settings.gpus);
     settings.extra.extend(a.sbatch.iter().cloned());
-    settings.check()?;
+    let compute = local::Compute {
+        device: a.compute.device,
+        threads: a.compute.threads,
+    };
+    match a.executor {
+        Executor::Slurm => study::slurm::check(out, &settings, compute)?,
+        Executor::Local => settings.check()?,
+    }
     study::check_data(spec)?;
+    study::check_record(spec, out)?;
+    if a.dry_run {
+        study::check_free(out)?;
+        study::slurm::check_idle(out)?;
+        return Ok(());
+    }
+    // Held until the pool and the report are done (or the jobs submitted).
+    let _lock = study::lock(out)?;
     study::slurm::check_idle(out)?;
     study::record(spec, out)?;
     let exe = std::env::current_exe().context("locating the ncood binary")?;
     if a.executor == Executor::Slurm {
-        let compute = local::Compute {
-            device: a.compute.device,
-            threads: a.compute.threads,
-        };
         let jobs = study::slurm::submit(&plan, &exe, &settings, compute)?;
         if jobs.is_empty() {
             say!("study {} ({origin}): every task is finished", out.display());
@@ -869,10 +883,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             ];
             overrides.extend(short.into_iter().flatten());
             let cfg = RunConfig::from_toml(&text, &overrides);
-            let cfg = match &config {
+            let mut cfg = match &config {
                 Some(p) => cfg.with_context(|| p.display().to_string())?,
                 None => cfg?,
             };
+            // Given here, a relative init_from is relative to the working directory; recorded,
+            // it would be read relative to the run directory.
+            if let Some(p) = &mut cfg.init_from {
+                *p = std::path::absolute(&*p).with_context(|| p.display().to_string())?;
+            }
             let dir = out.unwrap_or_else(|| PathBuf::from("runs").join(cfg.run_name()));
             (dir, Start::New(Box::new(cfg)))
         }

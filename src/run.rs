@@ -13,7 +13,6 @@ use crate::data::Normalization;
 use crate::error::{Error, Result};
 use crate::model::Net;
 use serde::{Deserialize, Serialize};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 const CONFIG_FILE: &str = "config.toml";
@@ -105,6 +104,7 @@ pub struct Summary {
     pub test_size: usize,
     pub normalization: Normalization,
     pub milestones: Vec<usize>,
+    /// The final weights, relative to the run directory (which may move).
     pub checkpoint: PathBuf,
 }
 
@@ -146,6 +146,22 @@ impl RunDir {
     pub fn summary_path(&self) -> PathBuf {
         self.path.join(SUMMARY_FILE)
     }
+    /// A path a run records relative to its directory (absolute ones as they are), with `..`
+    /// taken lexically: the directory may not exist yet (a new run reads its `init_from` first).
+    pub fn resolve(&self, recorded: &Path) -> PathBuf {
+        let mut out = self.path.clone();
+        for c in recorded.components() {
+            match c {
+                std::path::Component::ParentDir if out.file_name().is_some() => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
     /// Whether the directory holds a run (its config).
     pub fn exists(&self) -> bool {
         self.config_path().exists()
@@ -173,6 +189,33 @@ impl RunDir {
     /// Epoch `e`'s evaluation result, `ext` json or md.
     pub fn eval_path(&self, epoch: usize, ext: &str) -> PathBuf {
         self.path.join(EVAL).join(format!("epoch-{epoch:04}.{ext}"))
+    }
+
+    /// The epochs with an evaluation result (`eval/epoch-NNNN.json`), in order; other files in
+    /// eval/ (logs, tables, a copied note) are not results.
+    pub fn evaluated_epochs(&self) -> Result<Vec<usize>> {
+        let dir = self.path.join(EVAL);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(vec![]);
+        };
+        let mut epochs = vec![];
+        for e in entries {
+            let name = e.map_err(|e| Error::io(&dir, e))?.file_name();
+            let epoch = name.to_str().and_then(|n| {
+                n.strip_prefix("epoch-")?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()
+            });
+            // Exactly the name `eval_path` gives (not epoch-1.json or epoch-+001.json).
+            if let Some(e) = epoch
+                && self.eval_path(e, "json").file_name() == Some(name.as_os_str())
+            {
+                epochs.push(e);
+            }
+        }
+        epochs.sort_unstable();
+        Ok(epochs)
     }
 
     /// The latest epoch with a complete resume state (0 if none).
@@ -291,12 +334,10 @@ impl RunDir {
         for d in [self.path.clone(), self.path.join(CHECKPOINTS)] {
             std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
         }
-        let path = self.path.join(LOCK_FILE);
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        file.try_lock().map_err(|_| {
+        let lock = atomic::lock(&self.path.join(LOCK_FILE))?.map_err(|holder| {
             Error::run_dir(
                 &self.path,
-                "another ncood process is writing this run (run.lock is held)",
+                format!("another ncood process is writing this run (run.lock is held by {holder})"),
             )
         })?;
         for d in [
@@ -308,7 +349,7 @@ impl RunDir {
         }
         Ok(RunLock {
             dir: self.clone(),
-            _file: file,
+            _lock: lock,
         })
     }
 }
@@ -316,7 +357,7 @@ impl RunDir {
 /// A run directory held for writing.
 pub struct RunLock {
     pub dir: RunDir,
-    _file: File,
+    _lock: atomic::Lock,
 }
 
 impl RunLock {
@@ -412,4 +453,24 @@ pub fn read_weights(
     }
     let (tensors, meta) = checkpoint::read(path)?;
     Ok((tensors, recorded_config(path, &meta)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_paths_resolve_against_the_run_directory() {
+        let group = RunDir::new("out/runs/a/s0/intervene-e0001/nc");
+        let state = RunDir::new("../..").checkpoint_path(1, true);
+        assert_eq!(
+            group.resolve(&state),
+            Path::new("out/runs/a/s0/checkpoints/epoch-0001.state.safetensors")
+        );
+        assert_eq!(group.resolve(Path::new("/x/y")), Path::new("/x/y"));
+        assert_eq!(
+            RunDir::new("nc").resolve(Path::new("../../c")),
+            Path::new("../c")
+        );
+    }
 }

@@ -467,8 +467,12 @@ fn runs_are_portable_and_validated_before_they_exist() {
         &["mnsit", "noise-uniform"],
     );
     assert!(!bad.exists());
-    // From another working directory: the data root comes from $NCOOD_DATA.
+    // From another working directory: the data root comes from $NCOOD_DATA, and a relative
+    // init_from is read from there and recorded absolute (a recorded relative one would be read
+    // relative to the run directory).
     let elsewhere = tempfile::tempdir().unwrap();
+    let start = elsewhere.path().join("start.safetensors");
+    std::fs::copy(run.join("checkpoints/epoch-0002.state.safetensors"), &start).unwrap();
     let out = common::run_ok(
         ncood()
             .current_dir(elsewhere.path())
@@ -487,11 +491,17 @@ fn runs_are_portable_and_validated_before_they_exist() {
                 "model.width=1",
                 "--set",
                 "data.verify=false",
+                "--set",
+                "init_from=\"start.safetensors\"",
                 "--out",
                 "r",
             ]),
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("results: r"));
+    let recorded = ncood::run::RunDir::new(elsewhere.path().join("r"))
+        .config()
+        .unwrap();
+    assert_eq!(recorded.init_from, Some(start));
     assert!(
         elsewhere
             .path()

@@ -3,11 +3,16 @@
 //! with the same results as the local pool, byte for byte; the finished study submits nothing
 //! more; `study status` shows the jobs. A failed task fails its dependents, saying why, while
 //! unrelated tasks finish, and a re-run submits only what is unfinished; while a study's jobs are
-//! queued, `study run` refuses. Without SLURM_CONF or a working `sinfo` these tests say why and
-//! pass. Without `sbatch` on PATH the executor says so; a study path sbatch cannot take is refused.
+//! queued, `study run` refuses. An intervention begun by a local run (the study's path spelled
+//! relative to the working directory) is continued by SLURM's jobs (absolute paths) to the same
+//! checkpoints. Without SLURM_CONF or a working `sinfo` these tests say why and pass. Without
+//! `sbatch` on PATH the executor says so and writes nothing; a study path sbatch cannot take, a
+//! line break in an sbatch value and `--threads 0` without `cpus_per_task` are refused, by
+//! `--dry-run` too.
 mod common;
 use ncood::study::local::log_path;
 use ncood::study::{Plan, StudySpec, TaskKind, TaskState};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -267,6 +272,54 @@ fn a_study_with_queued_jobs_is_not_run_again() {
     wait_for(&ids, &a);
 }
 
+#[test]
+fn an_intervention_begun_locally_continues_under_slurm() {
+    if let Some(why) = no_slurm() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    common::fake_fashion_mnist(tmp.path(), 200, 40);
+    let spec = tmp.path().join("study.toml");
+    let text = format!(
+        "{}\n\n[[variant]]\nname = \"nol2\"\nseeds = [0]\n\n[[intervention]]\nsource = \"nol2\"\nfrom_epoch = 1\nepochs = 1\ndrop_after = 1\n\n[eval]\nood = [\"noise-uniform\"]\n",
+        common::tiny_study_base(tmp.path())
+    );
+    std::fs::write(&spec, &text).unwrap();
+    // Run locally as `--out a` from its parent folder; then its NC group is lost (as if killed
+    // before it started), while the control group stays as that run recorded it.
+    let a = tmp.path().join("a");
+    common::run_ok(study_run(&spec, Path::new("a"), "local").current_dir(tmp.path()));
+    let nc = a.join("runs/nol2/s0/intervene-e0001/nc");
+    let digests = || {
+        let mut d: Vec<(String, Vec<u8>)> = std::fs::read_dir(nc.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, Sha256::digest(std::fs::read(&p).unwrap()).to_vec())
+            })
+            .collect();
+        d.sort();
+        d
+    };
+    let local = digests();
+    std::fs::remove_dir_all(&nc).unwrap();
+    // SLURM's jobs reach it through its absolute path, from another working directory: the
+    // control group is this intervention's, and the NC group trains as it did locally.
+    let ids = submitted(&common::run_ok(
+        study_run(&spec, &a, "slurm").current_dir(std::env::temp_dir()),
+    ));
+    wait_for(&ids, &a);
+    let plan = Plan::new(&StudySpec::from_toml(&text).unwrap(), &a).unwrap();
+    let finished = plan
+        .tasks
+        .iter()
+        .all(|t| plan.state(t) == TaskState::Finished);
+    assert!(finished, "{}", logs(&a));
+    assert_eq!(local, digests());
+}
+
 /// Every task log and SLURM output file under the study `dir`, for a failure's message.
 fn logs(dir: &Path) -> String {
     let mut s = String::new();
@@ -290,13 +343,43 @@ fn without_sbatch_the_executor_says_so() {
     common::fake_fashion_mnist(tmp.path(), 100, 20);
     let spec = tmp.path().join("study.toml");
     std::fs::write(&spec, spec_text(tmp.path())).unwrap();
-    let out = study_run(&spec, &tmp.path().join("a"), "slurm")
+    let a = tmp.path().join("a");
+    let out = study_run(&spec, &a, "slurm")
         .env("PATH", tmp.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot run sbatch"), "{err}");
+    assert!(!a.exists(), "a submission that cannot start writes nothing");
+}
+
+#[test]
+fn zero_threads_are_sized_by_cpus_per_task_or_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::fake_fashion_mnist(tmp.path(), 100, 20);
+    let spec = tmp.path().join("study.toml");
+    std::fs::write(&spec, spec_text(tmp.path())).unwrap();
+    let out = tmp.path().join("a");
+    // `--threads 0` (one per core) would ask SLURM for 0 CPUs: without cpus_per_task it is
+    // refused, by --dry-run too, before anything is written (the script test in
+    // src/study/slurm.rs shows cpus_per_task sizing it).
+    for dry_run in [true, false] {
+        let mut c = ncood();
+        c.args(["study", "run"]).arg(&spec).arg("--out").arg(&out);
+        c.args(["--executor", "slurm", "--threads", "0"]);
+        if dry_run {
+            c.arg("--dry-run");
+        }
+        let run = c.output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("threads: 0") && err.contains("cpus_per_task"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
 }
 
 #[test]
@@ -320,15 +403,20 @@ fn a_line_break_in_an_sbatch_flag_is_refused_before_anything_is_written() {
     let spec = tmp.path().join("study.toml");
     std::fs::write(&spec, spec_text(tmp.path())).unwrap();
     let out = tmp.path().join("a");
-    let run = study_run(&spec, &out, "slurm")
-        .args(["--partition", "gpu\nrm -rf /tmp/x"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("slurm.partition") && err.contains("control character"),
-        "{err}"
-    );
-    assert!(!out.exists());
+    // --dry-run makes the same checks.
+    for dry_run in [false, true] {
+        let mut c = study_run(&spec, &out, "slurm");
+        c.args(["--partition", "gpu\nrm -rf /tmp/x"]);
+        if dry_run {
+            c.arg("--dry-run");
+        }
+        let run = c.output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("slurm.partition") && err.contains("control character"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
 }

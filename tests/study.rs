@@ -1,6 +1,7 @@
-//! Studies: spec validation, planning (dependencies, skipping finished tasks, added seeds), the
-//! local pool end to end on a tiny generated data root, and a study killed and run again ending
-//! with the same per-run files as an uninterrupted one.
+//! Studies: spec validation, planning (dependencies, skipping finished tasks, added seeds, no run
+//! twice), the local pool end to end on a tiny generated data root, a study killed, moved and
+//! continued from elsewhere ending with the same per-run files and report as an uninterrupted
+//! one, and what would fail late refused before anything is written.
 mod common;
 use ncood::study::{Plan, StudySpec, TaskKind, TaskState};
 use sha2::{Digest, Sha256};
@@ -139,6 +140,28 @@ fn in_a_browser(html: &Path) {
         assert!(out.status.success(), "{out:?}");
         out
     };
+    // At 1280 px nothing is wider than the page and no table needs to scroll; at 400 px tables
+    // scroll inside their own boxes and nothing else is wider than the page.
+    for (width, scroll) in [("1280", "none"), ("400", "")] {
+        let out = chromium(&[&format!("--window-size={width},3000"), "--dump-dom"]);
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dom.contains("data-overflow=\"ok\""),
+            "{width} px: {}",
+            dom.split("data-overflow")
+                .nth(1)
+                .unwrap_or("no script result")
+        );
+        if !scroll.is_empty() {
+            assert!(
+                dom.contains(&format!("data-scroll=\"{scroll}\"")),
+                "{width} px: {}",
+                dom.split("data-scroll")
+                    .nth(1)
+                    .unwrap_or("no script result")
+            );
+        }
+    }
     let out = chromium(&["--dump-dom"]);
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -217,11 +240,80 @@ fn spec_errors_name_the_problem() {
             good.clone() + "\n[slurm]\nextra = [\"account=abc\"]\n",
             "not an sbatch option",
         ),
+        // Issue 17: runs the plan would make twice, and studies that could never finish.
+        (
+            good.replace(
+                "drop_after = 1",
+                "drop_after = 1\ngroups = [\"nc\", \"nc\"]",
+            ),
+            "nc is listed twice",
+        ),
+        (
+            good.replace(
+                "[eval]",
+                "[[intervention]]\nsource = \"nol2-long\"\nfrom_epoch = 1\nepochs = 2\n\n[eval]",
+            ),
+            "the intervention from nol2-long at epoch 1 is given twice",
+        ),
+        (
+            good.replace(
+                "[[overtrain]]",
+                "[[variant]]\nname = \"nol2-long-intervene-e1-control\"\nseeds = [0]\n\n[[overtrain]]",
+            ),
+            "the name nol2-long-intervene-e1-control is used twice: by the control group of the intervention from nol2-long at epoch 1 and by the variant nol2-long-intervene-e1-control",
+        ),
+        (
+            good.replace("name = \"l2-over\"", "name = \"nol2-long-intervene-e1-nc\""),
+            "by the nc group of the intervention from nol2-long at epoch 1 and by the over-training",
+        ),
+        (
+            good.replace("[base]\n", "[base]\ncheckpoint_every = 2\n"),
+            "l2-short has no checkpoint at epoch 1 to evaluate (checkpoint_every = 2",
+        ),
+        (
+            good.replace("epochs = [1]", "epochs = [0, 1]"),
+            "count from 1",
+        ),
+        (
+            good.replace("\"model.l2\" = true }", "\"model.l2\" = true, seed = 5 }"),
+            "set.seed: a variant's seeds are its `seeds` list (seeds = [5])",
+        ),
+        (good.replace("[base]\n", "[base]\nseed = 5\n"), "base.seed"),
     ];
     for (text, needle) in cases {
         let e = StudySpec::from_toml(&text).unwrap_err().to_string();
         assert!(e.contains(needle), "expected {needle:?} in: {e}");
     }
+}
+
+#[test]
+fn a_plan_never_holds_a_run_twice() {
+    // Specs built in code skip the file's validation: the plan itself refuses what would give
+    // the report one run twice (or two runs under one name and seed).
+    let tmp = tempfile::tempdir().unwrap();
+    let good = StudySpec::from_toml(&spec_text(tmp.path(), false)).unwrap();
+    let root = tmp.path().join("study");
+    assert!(Plan::new(&good, &root).is_ok());
+    let mut twice = good.clone();
+    twice.interventions.push(good.interventions[0].clone());
+    let e = Plan::new(&twice, &root).unwrap_err().to_string();
+    assert!(
+        e.contains("two runs are named nol2-long-intervene-e1-control with seed 0"),
+        "{e}"
+    );
+    let mut named = good.clone();
+    let mut v = good.variants[0].clone();
+    v.name = "nol2-long-intervene-e1-nc".into();
+    named.variants.push(v);
+    let e = Plan::new(&named, &root).unwrap_err().to_string();
+    assert!(
+        e.contains("two runs are named nol2-long-intervene-e1-nc with seed 0"),
+        "{e}"
+    );
+    let mut groups = good.clone();
+    groups.interventions[0].groups = vec!["control".into(), "control".into()];
+    let e = Plan::new(&groups, &root).unwrap_err().to_string();
+    assert!(e.contains("control is listed twice"), "{e}");
 }
 
 #[test]
@@ -266,7 +358,7 @@ fn plans_respect_dependencies_and_extensions() {
 }
 
 #[test]
-fn a_study_runs_resumes_and_survives_kills() {
+fn a_study_runs_and_reports() {
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 300, 60);
     let spec = tmp.path().join("study.toml");
@@ -582,46 +674,168 @@ fn a_study_runs_resumes_and_survives_kills() {
     }
     assert!(printed.contains(&a.join("report/report.html").display().to_string()));
     in_a_browser(&a.join("report/report.html"));
-    // Run again: nothing to do.
-    let out = common::run_ok(&mut run(&a));
+}
+
+#[test]
+fn a_study_killed_moved_and_continued_ends_as_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::fake_fashion_mnist(tmp.path(), 300, 60);
+    let spec = tmp.path().join("study.toml");
+    std::fs::write(&spec, spec_text(tmp.path(), false)).unwrap();
+    // `study run` from the working directory `cwd` into `out` (relative to it, or absolute).
+    let run = |cwd: &Path, out: &Path| {
+        let mut c = ncood();
+        c.current_dir(cwd)
+            .args(["study", "run"])
+            .arg(&spec)
+            .arg("--out")
+            .arg(out)
+            .args(["--jobs", "2", "--threads", "1"]);
+        c
+    };
+    // Uninterrupted, as `--out a`; run again, nothing to do.
+    let a = tmp.path().join("a");
+    common::run_ok(&mut run(tmp.path(), Path::new("a")));
+    let out = common::run_ok(&mut run(tmp.path(), &a));
     assert!(String::from_utf8_lossy(&out.stdout).contains("16 finished before, 0 now"));
-    // Killed twice (the whole process group, as Ctrl-C would), then run to the end: the same
-    // checkpoint files, byte for byte.
-    // In the same place (checkpoints record paths such as an intervention's init_from).
+
+    // Interrupted (every study process SIGKILLed, as a crash would) once early and once as the
+    // intervention starts, its first group having recorded where it starts from; then moved and
+    // continued through its absolute path from another working directory (as SLURM's jobs reach
+    // it): the same checkpoints, byte for byte, and the same report.
     let uninterrupted = digests(&a);
-    let b = a.clone();
-    std::fs::rename(&a, tmp.path().join("first")).unwrap();
-    for ms in [1000, 4000] {
-        let mut child = run(&b).stdout(std::process::Stdio::null()).spawn().unwrap();
-        // Kill `ms` after the pool's first task process appears (however busy the machine).
+    // A name no other command line holds: kill_study finds the study's processes by it.
+    let name = format!("killed-study-{}", std::process::id());
+    let b = tmp.path().join(&name);
+    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
         let t0 = std::time::Instant::now();
-        while study_processes(&b).len() < 2 && t0.elapsed().as_secs() < 60 {
+        while !done() {
+            assert!(t0.elapsed().as_secs() < 300, "waited 5 minutes for {what}");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        let killed = kill_study(&b);
-        child.wait().unwrap();
-        // The first kill lands while the pool and at least one task run.
-        assert!(ms > 1000 || killed >= 2, "{killed} processes killed");
-    }
-    common::run_ok(&mut run(&b));
-    assert_eq!(uninterrupted, digests(&b));
+    };
+    let mut child = run(tmp.path(), Path::new(&name))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // A second after the pool's first task process appears (however busy the machine).
+    wait_until("a task", &|| study_processes(Path::new(&name)).len() >= 2);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let killed = kill_study(Path::new(&name));
+    child.wait().unwrap();
+    assert!(killed >= 2, "{killed} processes killed");
+    let group = b.join("runs/nol2-long/s0/intervene-e0001/control/config.toml");
+    let mut child = run(tmp.path(), Path::new(&name))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the intervention", &|| group.exists());
+    kill_study(Path::new(&name));
+    child.wait().unwrap();
+    let moved = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&moved).unwrap();
+    let c = moved.join("study");
+    std::fs::rename(&b, &c).unwrap();
+    common::run_ok(&mut run(&moved, &c));
+    assert_eq!(uninterrupted, digests(&c));
     // Weights and state files: l2-short 2 seeds x 2 epochs, nol2-long 3 epochs, l2-over 2 seeds x
     // (the copied epoch 2 and epoch 3), 2 intervention groups x 1 epoch.
     assert_eq!(uninterrupted.len(), 2 * (2 * 2 + 3 + 2 * 2 + 2));
+    let report = |dir: &Path, file: &str| std::fs::read(dir.join("report").join(file)).unwrap();
+    for file in ["results.csv", "claims.json"] {
+        assert!(report(&a, file) == report(&c, file), "{file} differ");
+    }
+
+    // The report reads only the files the run layout defines, clears the temporary files a
+    // killed report left, and refuses a value its metric cannot take, naming the file.
+    let eval = c.join("runs/l2-short/s0/eval");
+    std::fs::copy(eval.join("epoch-0002.json"), eval.join("notes.json")).unwrap();
+    let stale = c.join("report/.results.csv.4242.tmp");
+    std::fs::write(&stale, "torn").unwrap();
+    common::run_ok(ncood().arg("report").arg(&c));
+    assert!(report(&a, "results.csv") == report(&c, "results.csv"));
+    assert!(!stale.exists());
+    let path = eval.join("epoch-0002.json");
+    let mut e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    e["ood"]["flip-invert"]["gda_normalized"]["auroc"] = 7.5.into();
+    std::fs::write(&path, e.to_string()).unwrap();
+    let out = ncood().arg("report").arg(&c).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&path.display().to_string())
+            && err.contains("flip-invert gda normalized auroc at epoch 2 is 7.5"),
+        "{err}"
+    );
+
     // A changed study cannot take over the directory.
     std::fs::write(
         &spec,
         spec_text(tmp.path(), false).replace("batch_size = 32", "batch_size = 30"),
     )
     .unwrap();
-    let out = run(&a).output().unwrap();
+    let out = run(tmp.path(), &a).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds another study"));
 }
 
 #[test]
-fn presets_plan_and_the_paper_names_its_missing_files() {
+fn what_would_fail_late_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::fake_fashion_mnist(tmp.path(), 300, 60);
+    let spec = tmp.path().join("study.toml");
+    let out = tmp.path().join("s");
+    let study = |dry_run: bool| {
+        let mut c = ncood();
+        c.args(["study", "run"]).arg(&spec).arg("--out").arg(&out);
+        if dry_run {
+            c.arg("--dry-run");
+        }
+        c.output().unwrap()
+    };
+    let fails = |o: std::process::Output, needles: &[&str]| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "expected {n:?} in: {err}");
+        }
+    };
+    // The NC group's class-balanced batches (32 / 10 = 3 images of every class) cannot come from
+    // a 20-image training subset (2 of each): refused before its source trains, by --dry-run too.
+    let small = spec_text(tmp.path(), false).replace(
+        "\"optim.epochs\" = 3 }",
+        "\"optim.epochs\" = 3, \"data.train_subset\" = 20 }",
+    );
+    std::fs::write(&spec, small).unwrap();
+    for dry_run in [true, false] {
+        let needles = [
+            "intervention from nol2-long (nc group, seed 0): optim.batch_size",
+            "batches of 3 images per class",
+            "smallest class has 2",
+        ];
+        fails(study(dry_run), &needles);
+        assert!(!out.exists());
+    }
+    // While another process holds the study, a second one is refused, naming the directory and
+    // the holder (and --dry-run says so after the plan).
+    std::fs::write(&spec, spec_text(tmp.path(), false)).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let held = ncood::atomic::lock(&out.join("study.lock"))
+        .unwrap()
+        .unwrap();
+    let holder = format!("study.lock is held by pid {}", std::process::id());
+    let dir = format!("study {}", out.display());
+    let dry = study(true);
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("train l2-short s0"));
+    fails(dry, &[&dir, &holder]);
+    fails(study(false), &[&dir, &holder]);
+    assert!(!out.join("study.toml").exists() && !out.join("runs").exists());
+    drop(held);
+}
+
+#[test]
+fn presets_plan_and_bad_flags_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     for (preset, tasks) in [("quick", 45), ("cpu", 36), ("cpu-full", 90)] {
         let out = common::run_ok(
@@ -636,36 +850,6 @@ fn presets_plan_and_the_paper_names_its_missing_files() {
             "{plan}"
         );
     }
-    // The paper's plan previews without its data; running it names every missing file.
-    let empty = tmp.path().join("no-data");
-    std::fs::create_dir_all(&empty).unwrap();
-    let out = tmp.path().join("paper");
-    let plan = common::run_ok(
-        ncood()
-            .args(["study", "run", "paper", "--dry-run", "--out"])
-            .arg(&out)
-            .env("NCOOD_DATA", &empty),
-    );
-    assert!(String::from_utf8_lossy(&plan.stdout).contains("train rn50-l2-short s14"));
-    let run = ncood()
-        .args(["study", "run", "paper", "--out"])
-        .arg(&out)
-        .env("NCOOD_DATA", &empty)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{err}");
-    for file in [
-        "cifar10/cifar-10-binary.tar.gz",
-        "svhn/test_32x32.mat",
-        "cifar100/cifar-100-binary.tar.gz",
-    ] {
-        assert!(err.contains(file), "{file} not named in: {err}");
-    }
-    assert!(
-        !out.exists(),
-        "nothing is written before the data are there"
-    );
     let none = ncood()
         .args(["reproduce", "--jobs", "0", "--dry-run"])
         .output()
@@ -678,6 +862,40 @@ fn presets_plan_and_the_paper_names_its_missing_files() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("quick, cpu, cpu-full, paper"));
+}
+
+#[test]
+fn the_paper_previews_without_its_data_and_names_each_missing_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("no-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = tmp.path().join("paper");
+    // --dry-run prints the plan, then fails as the run does, naming every missing file.
+    for dry_run in [true, false] {
+        let mut cmd = ncood();
+        cmd.args(["study", "run", "paper", "--out"])
+            .arg(&out)
+            .env("NCOOD_DATA", &empty);
+        if dry_run {
+            cmd.arg("--dry-run");
+        }
+        let run = cmd.output().unwrap();
+        let plan = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(plan.contains("train rn50-l2-short s14"), dry_run, "{plan}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{err}");
+        for file in [
+            "cifar10/cifar-10-binary.tar.gz",
+            "svhn/test_32x32.mat",
+            "cifar100/cifar-100-binary.tar.gz",
+        ] {
+            assert!(err.contains(file), "{file} not named in: {err}");
+        }
+        assert!(
+            !out.exists(),
+            "nothing is written before the data are there"
+        );
+    }
 }
 
 #[test]

@@ -228,6 +228,15 @@ impl Normalization {
     }
 }
 
+/// The training and validation splits of a run with `seed` from its ID set's training file
+/// `full`: the seeded split, then the class-balanced training subset (`train_subset`).
+pub fn train_val(full: &Dataset, cfg: &DataConfig, seed: u64) -> (Dataset, Dataset) {
+    let (train_idx, val_idx) = split_indices(full.len(), cfg.val_fraction, seed);
+    let train = full.subset(&train_idx);
+    let train = train.balanced_subset(cfg.train_subset, seed, crate::rng::Stream::TrainSubset);
+    (train, full.subset(&val_idx))
+}
+
 /// The data of a run: ID train, validation and test splits and the normaliser (ID training-file
 /// statistics).
 pub struct RunData {
@@ -244,9 +253,7 @@ impl RunData {
         let src = DataSource::from(cfg);
         let full = src.read_file_split(cfg.name, true)?;
         let normalization = Normalization::of(&full)?;
-        let (train_idx, val_idx) = split_indices(full.len(), cfg.val_fraction, seed);
-        let (train, val) = (full.subset(&train_idx), full.subset(&val_idx));
-        let train = train.balanced_subset(cfg.train_subset, seed, crate::rng::Stream::TrainSubset);
+        let (train, val) = train_val(&full, cfg, seed);
         let test = src.load(cfg.name, Split::Test, seed, cfg.val_fraction)?;
         // BatchNorm needs two training images; accuracy needs one test image.
         for (split, set, min) in [("training", &train, 2), ("test", &test, 1)] {

@@ -792,7 +792,7 @@ impl Judge<'_> {
                 |c: &[(usize, f64)], e: usize| Some(c.iter().find(|p| p.0 == e)?.1 - c.first()?.1);
             let highest =
                 |c: &[(usize, f64)]| Some(c.iter().map(|p| p.1).reduce(f64::max)? - c.first()?.1);
-            let paired = |m: &str, f: &dyn Fn(&[(usize, f64)]) -> Option<f64>| -> Vec<f64> {
+            let paired = |m: &str, f: &dyn Fn(&[Point]) -> Option<f64>| -> Vec<f64> {
                 let (nc, control) = (curve(&g_nc, m), curve(&g_control, m));
                 nc.iter()
                     .filter_map(|(s, v)| Some(f(v)? - f(control.get(s)?)?))
@@ -1001,6 +1001,9 @@ impl Judge<'_> {
         self.add("C12", &ood, long, p.into_iter().collect(), Rule::All, note);
     }
 }
+
+/// (epoch, value) of a tracked curve.
+type Point = (usize, f64);
 
 fn side_word(side: Side) -> &'static str {
     match side {

@@ -183,6 +183,15 @@ pub fn write(spec: &StudySpec, plan: &Plan, root: &Path) -> Result<Written> {
     let regimes: Vec<regime::Regime> = blocks.iter().filter_map(|b| b.regime.cloned()).collect();
     let dir = root.join("report");
     std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+    // One writer at a time: then the temporary files in report/ are a killed writer's, removed
+    // here as a run directory's are when its lock is taken.
+    let _lock = crate::atomic::lock(&dir.join("report.lock"))?.map_err(|holder| {
+        crate::Error::invalid(
+            format!("report {}", dir.display()),
+            format!("another ncood process is writing it (report.lock is held by {holder})"),
+        )
+    })?;
+    crate::atomic::remove_stale_temps(&dir)?;
     crate::atomic::write(&dir.join("results.csv"), results::to_csv(&rows).as_bytes())?;
     crate::atomic::write_json(&dir.join("results.json"), &rows)?;
     crate::atomic::write(

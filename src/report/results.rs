@@ -50,7 +50,30 @@ impl Row {
     }
 }
 
-/// The rows of one run directory (nothing when the run has not started).
+/// The values a metric can take: outside them a value is not a result (a corrupt or edited
+/// file), and is refused rather than averaged. Fractions may exceed 1 by rounding (average
+/// precision, a sum of many terms, ends at 1 + 1e-15 for a perfect detector).
+fn range(metric: &str) -> std::ops::RangeInclusive<f64> {
+    const ROUNDING: f64 = 1e-9;
+    match metric {
+        "accuracy"
+        | "ece"
+        | "ece_temperature_scaled"
+        | "train_acc"
+        | "test_acc"
+        | "auroc"
+        | "aupr_in"
+        | "aupr_out"
+        | "fpr95_ood_positive"
+        | "fpr95_id_positive"
+        | "nc4" => 0.0..=1.0 + ROUNDING,
+        _ => 0.0..=f64::MAX, // learning rate, loss, counts, NC1-3
+    }
+}
+
+/// The rows of one run directory (nothing when the run has not started): its log, and the
+/// evaluation results the run layout names (`RunDir::evaluated_epochs`); every value in its
+/// metric's range.
 fn run_rows(r: &RunRef) -> Result<Vec<Row>> {
     let dir = RunDir::new(&r.dir);
     let mut rows = vec![];
@@ -124,18 +147,16 @@ fn run_rows(r: &RunRef) -> Result<Vec<Row>> {
             );
         }
     }
-    let eval_dir = r.dir.join("eval");
-    let Ok(entries) = std::fs::read_dir(&eval_dir) else {
-        return Ok(rows);
-    };
-    let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    for path in files {
+    for epoch in dir.evaluated_epochs()? {
+        let path = dir.eval_path(epoch, "json");
         let e: EvalResult = read_json(&path)?;
-        let epoch = e.epoch.unwrap_or(0);
+        if e.epoch != Some(epoch) {
+            let held = e.epoch.map_or("no epoch".into(), |x| format!("epoch {x}"));
+            return Err(Error::bad_file(
+                &path,
+                format!("holds the evaluation of {held}, not of epoch {epoch}"),
+            ));
+        }
         if let Some(id) = &e.id {
             row(epoch, "eval", "", "", "", "accuracy", id.accuracy);
             row(epoch, "eval", "", "", "", "ece", id.ece);
@@ -166,6 +187,32 @@ fn run_rows(r: &RunRef) -> Result<Vec<Row>> {
                 }
             }
         }
+    }
+    // Named by the file each row came from: the log, or its epoch's evaluation.
+    if let Some(bad) = rows
+        .iter()
+        .find(|r| !range(&r.key.metric).contains(&r.value))
+    {
+        let k = &bad.key;
+        let path = match k.source.as_str() {
+            "log" => dir.log_path(),
+            _ => dir.eval_path(k.epoch, "json"),
+        };
+        let what: Vec<&str> = [&k.ood, &k.score, &k.features, &k.metric]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_str())
+            .collect();
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "{} at epoch {} is {}, outside {:?}",
+                what.join(" "),
+                k.epoch,
+                bad.value,
+                range(&k.metric)
+            ),
+        ));
     }
     Ok(rows)
 }

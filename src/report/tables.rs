@@ -74,15 +74,22 @@ pub struct Table {
 /// How NC1 is computed here, named wherever NC1 is shown (SPEC 8).
 pub const NC1_CONVENTION: &str = "NC1 = tr(Sigma_W Sigma_B^+) / C (Papyan et al.; the authors' notebook code does not divide by C)";
 
-/// Published numbers on a study's ID data set to read its Table 1 against (SPEC 8): who, test
-/// accuracy, and AUROC per OoD set.
-fn anchor(data: DatasetKind) -> Option<(&'static str, f64, &'static [(&'static str, f64)])> {
+/// A published result to read a study's Table 1 against (SPEC 8).
+struct Anchor {
+    who: &'static str,
+    accuracy: f64,
+    /// AUROC per OoD set.
+    auroc: &'static [(&'static str, f64)],
+}
+
+/// The published anchor on a study's ID data set, if there is one.
+fn anchor(data: DatasetKind) -> Option<Anchor> {
     match data {
-        DatasetKind::FashionMnist => Some((
-            "published: DUQ (van Amersfoort et al. 2020)",
-            0.924,
-            &[("mnist", 0.955)],
-        )),
+        DatasetKind::FashionMnist => Some(Anchor {
+            who: "published: DUQ (van Amersfoort et al. 2020)",
+            accuracy: 0.924,
+            auroc: &[("mnist", 0.955)],
+        }),
         _ => None,
     }
 }
@@ -140,15 +147,15 @@ pub fn tables(
         }
         let mut caption = "Test accuracy and GDA AUROC at each run's last epoch over seeds: mean ± std [min, max] (n seeds). L2 models have a second row with GDA on the raw (unnormalised) features.".to_string();
         if n == 1 {
-            if let Some((who, acc, aurocs)) = anchor(data) {
+            if let Some(a) = anchor(data) {
                 let mut row = vec![
-                    Cell::Text(who.into()),
+                    Cell::Text(a.who.into()),
                     Cell::Text("-".into()),
                     Cell::Text("-".into()),
-                    Cell::Text(format!("{acc:.3}")),
+                    Cell::Text(format!("{:.3}", a.accuracy)),
                 ];
                 row.extend(sets.iter().map(|s| {
-                    aurocs
+                    a.auroc
                         .iter()
                         .find(|a| a.0 == s)
                         .map_or(Cell::Missing, |a| Cell::Text(format!("{:.3}", a.1)))

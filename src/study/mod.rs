@@ -51,27 +51,61 @@ pub fn resolve(arg: &str) -> Result<(StudySpec, String)> {
 /// The study file kept in a study directory: what `study task` and `study status` plan from.
 pub const STUDY_FILE: &str = "study.toml";
 
-/// Records `spec` as the study of `root`: a new directory takes it; an existing one only if `spec`
-/// extends its recorded study (added variants or seeds).
-pub fn record(spec: &StudySpec, root: &Path) -> Result<()> {
-    let path = root.join(STUDY_FILE);
-    if path.exists() {
-        let old = load(root)?;
-        if let Err(why) = spec.extends(&old) {
-            return Err(Error::run_dir(
-                root,
-                format!(
-                    "holds another study ({why}); only added variants or seeds may change it: use another directory"
-                ),
-            ));
-        }
+/// Whether `spec` may be recorded as the study of `root`: a new directory takes any study; an
+/// existing one only one that extends its recorded study (added variants or seeds).
+pub fn check_record(spec: &StudySpec, root: &Path) -> Result<()> {
+    if !root.join(STUDY_FILE).exists() {
+        return Ok(());
     }
-    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-    crate::atomic::write(&path, spec.to_toml().as_bytes())
+    spec.extends(&load(root)?).map_err(|why| {
+        Error::run_dir(
+            root,
+            format!(
+                "holds another study ({why}); only added variants or seeds may change it: use another directory"
+            ),
+        )
+    })
 }
 
-/// Checks that the data files every run of `spec` reads exist (the ID sets, the evaluated and the
-/// tracked OoD sets), naming each missing file and where it goes, before anything is planned or written.
+/// Records `spec` as the study of `root` (see `check_record`).
+pub fn record(spec: &StudySpec, root: &Path) -> Result<()> {
+    check_record(spec, root)?;
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    crate::atomic::write(&root.join(STUDY_FILE), spec.to_toml().as_bytes())
+}
+
+/// The lock file of a study directory.
+const LOCK_FILE: &str = "study.lock";
+
+/// Takes the study directory `root` (creating it) for this process, which runs or submits its
+/// tasks: a second `study run` on it meanwhile is refused, naming the holder, instead of running
+/// the same tasks and failing the other's for their run locks. Held until dropped.
+pub fn lock(root: &Path) -> Result<crate::atomic::Lock> {
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    crate::atomic::lock(&root.join(LOCK_FILE))?.map_err(|holder| busy(root, &holder))
+}
+
+/// The refusal of `lock`, found without creating or writing anything (`--dry-run`).
+pub fn check_free(root: &Path) -> Result<()> {
+    match crate::atomic::holder(&root.join(LOCK_FILE))? {
+        Some(holder) => Err(busy(root, &holder)),
+        None => Ok(()),
+    }
+}
+
+fn busy(root: &Path, holder: &str) -> Error {
+    Error::invalid(
+        format!("study {}", root.display()),
+        format!(
+            "another ncood process is running or submitting it (study.lock is held by {holder}); wait for it to end or stop it"
+        ),
+    )
+}
+
+/// Checks, before anything is planned or written, that the data files every run of `spec` reads
+/// exist (the ID sets, the evaluated and the tracked OoD sets), naming each missing file and where
+/// it goes; then that the class-balanced batches of every NC-loss intervention group fit the
+/// training split it starts from (`check_nc_batches`).
 pub fn check_data(spec: &StudySpec) -> Result<()> {
     let mut missing = vec![];
     let mut seen = vec![];
@@ -100,17 +134,57 @@ pub fn check_data(spec: &StudySpec) -> Result<()> {
             }
         }
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid(
+    if !missing.is_empty() {
+        return Err(Error::invalid(
             "study data",
             format!(
                 "these files are missing (put them there, or point data.root / $NCOOD_DATA at a folder holding them):\n  {}",
                 missing.join("\n  ")
             ),
-        ))
+        ));
     }
+    check_nc_batches(spec)
+}
+
+/// An NC-loss group needs batch_size / C training images of every class (`train::check_batches`):
+/// checked on each seed's training split (split and subset as the source run makes them) before
+/// anything runs, rather than when the group starts, after its source has trained. Each training
+/// file is read once.
+fn check_nc_batches(spec: &StudySpec) -> Result<()> {
+    use crate::data::{DataSource, Dataset, DatasetKind, train_val};
+    use crate::train::{Group, check_batches, intervene::group_config};
+    let mut files: Vec<((DatasetKind, std::path::PathBuf), Dataset)> = vec![];
+    for i in &spec.interventions {
+        let plan = spec.intervention(i)?;
+        if !plan.groups.contains(&Group::Nc) {
+            continue;
+        }
+        let src = spec.variant(&i.source).expect("a validated source");
+        for seed in spec.intervention_seeds(i) {
+            let cfg = group_config(&spec.run_config(src, seed)?, &plan, Group::Nc, None);
+            let source = DataSource::from(&cfg.data);
+            let key = (cfg.data.name, source.root.clone());
+            let k = match files.iter().position(|f| f.0 == key) {
+                Some(k) => k,
+                None => {
+                    files.push((key, source.read_file_split(cfg.data.name, true)?));
+                    files.len() - 1
+                }
+            };
+            let (train, _) = train_val(&files[k].1, &cfg.data, seed);
+            check_batches(&cfg, &train).map_err(|e| match e {
+                Error::InvalidConfig { field, reason } => Error::config(
+                    format!(
+                        "intervention from {} (nc group, seed {seed}): {field}",
+                        i.source
+                    ),
+                    reason,
+                ),
+                e => e,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The study recorded in `root`.
@@ -136,8 +210,8 @@ pub struct TaskRecord {
 impl TaskRecord {
     /// A record of `task` run for `seconds` on this machine with `device`.
     pub fn new(task: &Task, seconds: f64, device: tch::Device) -> TaskRecord {
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-        let cpu = read("/proc/cpuinfo")
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
             .lines()
             .find_map(|l| {
                 l.strip_prefix("model name")
@@ -148,7 +222,7 @@ impl TaskRecord {
             id: task.id,
             label: task.label.clone(),
             seconds,
-            host: read("/proc/sys/kernel/hostname").trim().to_string(),
+            host: crate::atomic::hostname(),
             cpu,
             provenance: crate::run::Provenance::current(device),
         }

@@ -4,7 +4,7 @@
 //! is read from its run directory, never from a separate record that could disagree.
 use super::spec::StudySpec;
 use crate::config::RunConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::run::RunDir;
 use crate::train::Intervention;
 use std::path::{Path, PathBuf};
@@ -206,13 +206,8 @@ impl Plan {
                 if !spec.intervention_seeds(i).contains(&seed) {
                     continue;
                 }
-                let groups = spec.groups(i)?;
-                let plan = Intervention {
-                    from_epoch: i.from_epoch,
-                    epochs: i.epochs,
-                    drop_after: i.drop_after,
-                    groups: groups.clone(),
-                };
+                let plan = spec.intervention(i)?;
+                let groups = plan.groups.clone();
                 let t = push(
                     format!("intervene {} s{seed} e{}", i.source, i.from_epoch),
                     crate::train::intervene::group_dir(src_dir, i.from_epoch, groups[0]),
@@ -235,6 +230,7 @@ impl Plan {
                 }
             }
         }
+        check_runs(&runs)?;
         Ok(Plan {
             root: root.to_path_buf(),
             tasks,
@@ -285,6 +281,41 @@ impl Plan {
         }
         s
     }
+}
+
+/// No two runs of a plan share a name and seed (the report would count one run twice, or merge
+/// two) or a directory (two tasks would write one run), whatever spec the plan came from.
+fn check_runs(runs: &[RunRef]) -> Result<()> {
+    let mut by_key = std::collections::HashMap::new();
+    let mut by_dir = std::collections::HashMap::new();
+    for r in runs {
+        if let Some(o) = by_key.insert((&r.name, r.seed), r) {
+            return Err(Error::config(
+                "study",
+                format!(
+                    "two runs are named {} with seed {} ({} and {}): the report would count them as one",
+                    r.name,
+                    r.seed,
+                    o.dir.display(),
+                    r.dir.display()
+                ),
+            ));
+        }
+        if let Some(o) = by_dir.insert(&r.dir, r) {
+            return Err(Error::config(
+                "study",
+                format!(
+                    "runs {} s{} and {} s{} would both be written in {}",
+                    o.name,
+                    o.seed,
+                    r.name,
+                    r.seed,
+                    r.dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The epochs a run of `epochs` epochs is evaluated at: each of `extra` it has, and its last.

@@ -89,13 +89,16 @@ struct Array {
 
 /// The sbatch script of `a`: element i runs task `a.tasks[i]` into its log. `--threads` alone asks
 /// SLURM for that many CPUs; `cpus_per_task` alone sets the thread count; neither: one of each.
-/// Paths go in double quotes (`#SBATCH` lines) and single quotes (bash).
+/// 0 threads (one per core) counts as none given: a task's cores are the CPUs SLURM gives it, so
+/// `cpus_per_task` sets both (`check` refuses it without). Paths go in double quotes (`#SBATCH`
+/// lines) and single quotes (bash).
 fn script(a: &Array, exe: &Path, root: &Path, s: &SlurmSpec, c: Compute) -> String {
+    let threads = c.threads.filter(|&t| t > 0);
     let cpus = match s.cpus_per_task {
-        0 => c.threads.unwrap_or(1),
+        0 => threads.unwrap_or(1),
         n => n,
     };
-    let threads = c.threads.unwrap_or(cpus);
+    let threads = threads.unwrap_or(cpus);
     let mut lines = vec![
         "#!/bin/bash".to_string(),
         format!("#SBATCH --job-name={}", a.name),
@@ -222,10 +225,42 @@ pub fn check_idle(root: &Path) -> Result<()> {
     ))
 }
 
+/// What a submission of the study in `root` needs, checked before anything is written: `#SBATCH`
+/// values that stay on their line, a thread count a task can be sized by (0, one per core, needs
+/// `cpus_per_task`), a study path sbatch's `--output` can carry, and sbatch on PATH.
+pub fn check(root: &Path, settings: &SlurmSpec, compute: Compute) -> Result<()> {
+    settings.check()?;
+    if compute.threads == Some(0) && settings.cpus_per_task == 0 {
+        return Err(Error::config(
+            "threads",
+            "0 (one per core) cannot size a SLURM task, which gets the CPUs it asks for: set a thread count, or slurm.cpus_per_task",
+        ));
+    }
+    let root = std::path::absolute(root).map_err(|e| Error::io(root, e))?;
+    // `#SBATCH --output="ROOT/..."` holds the path: `%` there starts a filename pattern, `"` or a
+    // newline would end it.
+    if let Some(c) = root
+        .to_string_lossy()
+        .chars()
+        .find(|&c| "%\"\n".contains(c))
+    {
+        return Err(Error::invalid(
+            format!("study directory {}", root.display()),
+            format!("holds {c:?}, which sbatch's --output cannot take: use another directory"),
+        ));
+    }
+    // Whether sbatch starts is what matters here, not what it answers.
+    slurm(Command::new("sbatch").arg("--version"))
+        .map(drop)
+        .map_err(|e| cannot_run("sbatch", e))
+}
+
 /// Submits every unfinished task of `plan` (tasks whose `plan.state(t)` is Finished are left out)
 /// as sbatch job arrays and returns the jobs, in submission order; an empty Vec when all is
-/// finished. Refuses while jobs it submitted before are queued, which would run tasks twice.
+/// finished. Refuses what `check` refuses, and while jobs it submitted before are queued, which
+/// would run tasks twice.
 pub fn submit(plan: &Plan, exe: &Path, settings: &SlurmSpec, compute: Compute) -> Result<Vec<Job>> {
+    check(&plan.root, settings, compute)?;
     let open: Vec<bool> = plan
         .tasks
         .iter()
@@ -239,18 +274,6 @@ pub fn submit(plan: &Plan, exe: &Path, settings: &SlurmSpec, compute: Compute) -
     // The jobs run elsewhere, maybe in another folder: every path they see is absolute.
     let abs = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
     let root = abs(&plan.root)?;
-    // `#SBATCH --output="ROOT/..."` holds the path: `%` there starts a filename pattern, `"` or a
-    // newline would end it.
-    if let Some(c) = root
-        .to_string_lossy()
-        .chars()
-        .find(|&c| "%\"\n".contains(c))
-    {
-        return Err(Error::invalid(
-            format!("study directory {}", root.display()),
-            format!("holds {c:?}, which sbatch's --output cannot take: use another directory"),
-        ));
-    }
     let dir = root.join("slurm");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     check_idle(&root)?;
@@ -283,13 +306,21 @@ pub fn submit(plan: &Plan, exe: &Path, settings: &SlurmSpec, compute: Compute) -
         let path = dir.join(format!("w{k}.sh"));
         crate::atomic::write(&path, script(&a, exe, &root, settings, compute).as_bytes())?;
         let sbatch = slurm(Command::new("sbatch").arg("--parsable").arg(&path));
-        let id = sbatch.map_err(|e| cannot_run("sbatch", e))?.map_err(|e| {
-            let sent: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
-            Error::invalid(
-                format!("sbatch {}", path.display()),
-                format!("{e} (jobs submitted before it: [{}])", sent.join(", ")),
-            )
-        })?;
+        let id = sbatch
+            .map_err(|e| cannot_run("sbatch", e))
+            .and_then(|r| {
+                r.map_err(|e| {
+                    let sent: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+                    Error::invalid(
+                        format!("sbatch {}", path.display()),
+                        format!("{e} (jobs submitted before it: [{}])", sent.join(", ")),
+                    )
+                })
+            })
+            .inspect_err(|_| {
+                // Never submitted: a script left here would pass for a job's.
+                let _ = std::fs::remove_file(&path);
+            })?;
         // `--parsable` prints `ID` or `ID;CLUSTER`.
         let id = id.split(';').next().unwrap_or_default().to_string();
         // Kept under the job's id: a later submission's wave k is another script.
@@ -457,5 +488,19 @@ exec '/bin/ncood' study task '/s' --id "${ids[$SLURM_ARRAY_TASK_ID]}" --threads 
             Compute::default(),
         );
         assert!(four.contains("--cpus-per-task=4\n") && four.contains("THREADS=4\n"));
+        // --threads 0 (one per core): the task's cores are the cpus_per_task it asks for.
+        let zero = Compute {
+            threads: Some(0),
+            ..Compute::default()
+        };
+        let all = SlurmSpec {
+            cpus_per_task: 6,
+            ..SlurmSpec::default()
+        };
+        let text = script(&a, Path::new("/e"), Path::new("/s"), &all, zero);
+        assert!(text.contains("--cpus-per-task=6\n") && text.contains("--threads 6 >"));
+        // Without cpus_per_task it is refused: 0 CPUs is no request SLURM takes.
+        let e = check(Path::new("/s"), &SlurmSpec::default(), zero).unwrap_err();
+        assert!(e.to_string().contains("cpus_per_task"), "{e}");
     }
 }

@@ -231,8 +231,10 @@ impl StudySpec {
         self.variants.iter().find(|v| v.name == name)
     }
 
-    /// Everything the plan relies on: names unique and well formed, every variant's config valid
-    /// for every seed, sources that exist, epochs that fit.
+    /// Everything the plan relies on: names unique and well formed (the intervention groups'
+    /// derived names included), every variant's config valid for every seed, seeds given only
+    /// as `seeds`, sources that exist, epochs that fit and are checkpointed where they are
+    /// evaluated or intervened from.
     pub fn validate(&self) -> Result<()> {
         self.slurm.check()?;
         if self.variants.is_empty() {
@@ -241,10 +243,27 @@ impl StudySpec {
                 "a study needs at least one variant",
             ));
         }
-        let mut names: Vec<&str> = vec![];
+        // A seed set as a setting would be overridden by each run's seed from `seeds`.
+        if self.base.contains_key("seed") {
+            return Err(Error::config(
+                "base.seed",
+                "a study's seeds are each variant's `seeds` list, not a setting",
+            ));
+        }
+        // Each run's name and who gives it: every name must be one run's (the report keys
+        // results by name and seed).
+        let mut names: Vec<(String, String)> = vec![];
         for v in &self.variants {
             check_name("variant.name", &v.name)?;
-            names.push(&v.name);
+            names.push((v.name.clone(), format!("variant {}", v.name)));
+            if let Some(seed) = v.set.get("seed") {
+                return Err(Error::config(
+                    format!("variant {}: set.seed", v.name),
+                    format!(
+                        "a variant's seeds are its `seeds` list (seeds = [{seed}]), not a setting"
+                    ),
+                ));
+            }
             if v.seeds.is_empty() {
                 return Err(Error::config(
                     format!("variant {}: seeds", v.name),
@@ -266,7 +285,7 @@ impl StudySpec {
         }
         for o in &self.overtrains {
             check_name("overtrain.name", &o.name)?;
-            names.push(&o.name);
+            names.push((o.name.clone(), format!("over-training {}", o.name)));
             let src = self.source(&o.source, "overtrain.source")?;
             let e = self.run_config(src, src.seeds[0])?.optim.epochs;
             if o.epochs <= e {
@@ -279,14 +298,40 @@ impl StudySpec {
                 ));
             }
         }
-        let mut sorted = names.clone();
-        sorted.sort_unstable();
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        for (k, i) in self.interventions.iter().enumerate() {
+            let same = |o: &InterventionSpec| o.source == i.source && o.from_epoch == i.from_epoch;
+            if self.interventions[..k].iter().any(same) {
+                return Err(Error::config(
+                    "intervention",
+                    format!(
+                        "the intervention from {} at epoch {} is given twice (both would train in its intervene-e{:04} folders)",
+                        i.source, i.from_epoch, i.from_epoch
+                    ),
+                ));
+            }
+            for g in self.groups(i)? {
+                names.push((
+                    super::plan::intervention_run(&i.source, i.from_epoch, g.name()),
+                    format!(
+                        "{} group of the intervention from {} at epoch {}",
+                        g.name(),
+                        i.source,
+                        i.from_epoch
+                    ),
+                ));
+            }
+        }
+        names.sort();
+        if let Some(w) = names.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(Error::config(
                 "study",
-                format!("the name {} is used twice", w[0]),
+                format!(
+                    "the name {} is used twice: by the {} and by the {}",
+                    w[0].0, w[0].1, w[1].1
+                ),
             ));
         }
+        self.check_eval_epochs()?;
         let mut labels = vec![];
         for r in &self.roles {
             // Labels name report files: the same letters as run names (and spaces), each once.
@@ -335,7 +380,7 @@ impl StudySpec {
                 ));
             }
             let c = self.run_config(src, src.seeds[0])?;
-            if !(i.from_epoch.is_multiple_of(c.checkpoint_every) || i.from_epoch == e) {
+            if !c.checkpointed(i.from_epoch) {
                 return Err(Error::config(
                     "intervention.from_epoch",
                     format!(
@@ -353,12 +398,7 @@ impl StudySpec {
                     ),
                 ));
             }
-            let plan = crate::train::Intervention {
-                from_epoch: i.from_epoch,
-                epochs: i.epochs,
-                drop_after: i.drop_after,
-                groups: self.groups(i)?,
-            };
+            let plan = self.intervention(i)?;
             for seed in self.intervention_seeds(i) {
                 let base = self.run_config(src, seed)?;
                 for &g in &plan.groups {
@@ -376,6 +416,43 @@ impl StudySpec {
                             e => e,
                         })?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every `[eval] epochs` entry is an epoch (1-based), and every run that has it (variants,
+    /// and over-trainings past their source's end) writes a checkpoint there: else its
+    /// evaluation could never run, and the run's later evaluations, which wait for it, neither.
+    fn check_eval_epochs(&self) -> Result<()> {
+        if self.eval.epochs.contains(&0) {
+            return Err(Error::config("eval.epochs", "epochs count from 1"));
+        }
+        let mut runs = vec![];
+        for v in &self.variants {
+            runs.push((&v.name, self.run_config(v, v.seeds[0])?, 0));
+        }
+        for o in &self.overtrains {
+            let src = self.variant(&o.source).expect("checked");
+            let mut c = self.run_config(src, src.seeds[0])?;
+            // The copied run holds checkpoints from its source's last epoch on.
+            let from = c.optim.epochs;
+            c.optim.epochs = o.epochs;
+            runs.push((&o.name, c, from));
+        }
+        for (name, c, from) in runs {
+            let e = self.eval.epochs.iter().copied();
+            if let Some(e) = e
+                .filter(|&e| e > from && e <= c.optim.epochs)
+                .find(|&e| !c.checkpointed(e))
+            {
+                return Err(Error::config(
+                    "eval.epochs",
+                    format!(
+                        "{name} has no checkpoint at epoch {e} to evaluate (checkpoint_every = {}; its last epoch, {}, always has one)",
+                        c.checkpoint_every, c.optim.epochs
+                    ),
+                ));
             }
         }
         Ok(())
@@ -450,12 +527,31 @@ impl StudySpec {
             .ok_or_else(|| Error::config(field, format!("{name} is not a variant of this study")))
     }
 
-    /// The groups of an intervention.
+    /// The groups of an intervention, each once.
     pub fn groups(&self, i: &InterventionSpec) -> Result<Vec<Group>> {
         if i.groups.is_empty() {
             return Err(Error::config("intervention.groups", "no groups"));
         }
-        i.groups.iter().map(|g| g.parse()).collect()
+        let groups: Vec<Group> = i.groups.iter().map(|g| g.parse()).collect::<Result<_>>()?;
+        for (k, g) in groups.iter().enumerate() {
+            if groups[..k].contains(g) {
+                return Err(Error::config(
+                    "intervention.groups",
+                    format!("{} is listed twice (a group is one run per seed)", g.name()),
+                ));
+            }
+        }
+        Ok(groups)
+    }
+
+    /// What the intervention `i` does, as `train::intervene` takes it.
+    pub fn intervention(&self, i: &InterventionSpec) -> Result<crate::train::Intervention> {
+        Ok(crate::train::Intervention {
+            from_epoch: i.from_epoch,
+            epochs: i.epochs,
+            drop_after: i.drop_after,
+            groups: self.groups(i)?,
+        })
     }
 
     /// The seeds an intervention runs on (all of its source's when none are given).

@@ -39,12 +39,16 @@ impl std::str::FromStr for Group {
     }
 }
 
-/// Where `group` of the intervention from `source`'s epoch `from_epoch` trains.
+/// Where `group` of the intervention from `source`'s epoch `from_epoch` trains: two levels below
+/// the source run (`SOURCE_FROM_GROUP` goes back up).
 pub fn group_dir(source: &Path, from_epoch: usize, group: Group) -> PathBuf {
     source
         .join(format!("intervene-e{from_epoch:04}"))
         .join(group.name())
 }
+
+/// The source run's directory seen from a group's (`group_dir`).
+const SOURCE_FROM_GROUP: &str = "../..";
 
 /// What the intervention does; see `intervene`.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +106,11 @@ pub fn intervene(
     }
     let source = RunDir::new(dir);
     let base = source.config()?;
-    let state = source.checkpoint_path(source.checkpoint_epoch(from_epoch)?, true);
+    // Recorded relative to the group's directory, not as this process spells `dir`: the same
+    // intervention reached through another path (a moved study, another working directory, the
+    // absolute paths of SLURM jobs) has the same config and writes the same checkpoints.
+    let epoch = source.checkpoint_epoch(from_epoch)?;
+    let state = RunDir::new(SOURCE_FROM_GROUP).checkpoint_path(epoch, true);
     // Every group's configuration is checked before any group trains.
     let configs = groups
         .iter()

@@ -163,13 +163,16 @@ fn open(dir: &RunDir, start: Start) -> Result<Session> {
     };
     let data = RunData::load(&cfg.data, cfg.seed)?;
     let tracker = track::Tracker::new(&cfg, &data)?;
-    check_batches(&cfg, &data)?;
+    check_batches(&cfg, &data.train)?;
     let net = Net::new(&cfg, device)?;
-    // The starting point of a run that starts from a checkpoint (resume replaces it with the
-    // run's own state once it has one).
-    if let Some(path) = &cfg.init_from {
-        let (tensors, _) = checkpoint::read(path)?;
-        checkpoint::load_into(net.vs.variables(), &tensors, path)?;
+    // The starting point of a run that starts from a checkpoint, until it has one of its own
+    // (which resume restores instead).
+    if let Some(init) = &cfg.init_from
+        && (resume_epochs.is_none() || dir.latest_checkpoint()? == 0)
+    {
+        let path = dir.resolve(init);
+        let (tensors, _) = checkpoint::read(&path)?;
+        checkpoint::load_into(net.vs.variables(), &tensors, &path)?;
     }
     let graphs = if cfg.cuda_graphs {
         Some(graph::GraphedSteps::new(device)?)
@@ -209,15 +212,16 @@ fn open(dir: &RunDir, start: Start) -> Result<Session> {
 }
 
 /// Every epoch must yield a batch: the NC loss's class-balanced batches need batch_size / C
-/// images of every class (checked here, before a run directory exists).
-fn check_batches(cfg: &RunConfig, data: &RunData) -> Result<()> {
+/// images of every class of the training split `train` (checked when a run opens, before its
+/// directory exists, and by a study before anything runs).
+pub fn check_batches(cfg: &RunConfig, train: &crate::data::Dataset) -> Result<()> {
     if cfg.optim.loss != Loss::Nc {
         return Ok(()); // shuffled batches: RunData guarantees two training images
     }
-    let classes = data.train.info.classes;
+    let classes = train.info.classes;
     let per = cfg.optim.batch_size / classes;
     let smallest = (0..classes as i64)
-        .map(|c| data.train.labels.iter().filter(|&&l| l == c).count())
+        .map(|c| train.labels.iter().filter(|&&l| l == c).count())
         .min()
         .unwrap_or(0);
     if smallest < per {
@@ -403,7 +407,7 @@ impl Session {
         // Order matters for resume: log, weights, then the state whose presence marks the
         // checkpoint complete. A kill in between makes resume redo this epoch.
         self.lock.write_log(&self.log)?;
-        if (epoch + 1).is_multiple_of(cfg.checkpoint_every) || epoch + 1 == cfg.optim.epochs {
+        if cfg.checkpointed(epoch + 1) {
             self.lock
                 .save_checkpoint(cfg, &self.net, self.sgd.state(), epoch + 1, self.steps)?;
         }
@@ -429,7 +433,7 @@ impl Session {
             test_size: self.data.test.len(),
             normalization: self.data.normalization.clone(),
             milestones: cfg.optim.resolved_milestones(),
-            checkpoint: self.lock.dir.checkpoint_path(cfg.optim.epochs, false),
+            checkpoint: RunDir::new("").checkpoint_path(cfg.optim.epochs, false),
         };
         self.lock.write_summary(&summary)?;
         Ok(summary)
