@@ -1,6 +1,6 @@
 //! Training-step benchmark: ncood against plain PyTorch (benches/train_step.py) in one run.
 //!
-//! DDU ResNet18 (spectral norm, mod, L2), batch 128, at two sizes: w=16 on 1x28x28 Fashion-MNIST
+//! DDU ResNet18 (spectral norm, mod, L2), batch 128, at four sizes: w=4, 8 and 16 on 1x28x28 Fashion-MNIST
 //! and w=64 on 3x32x32 (CIFAR-shaped images drawn at random: CIFAR cannot be fetched here; the
 //! pixels do not change the work). Each side runs every variant, memory layout (channels_last,
 //! contiguous) x precision (fp32, bf16). The ncood side runs the trainer's own step
@@ -18,8 +18,10 @@
 //!
 //! Run: `cargo bench --bench train_step` (after scripts/setup.sh). Env: NCOOD_BENCH_ROUNDS (5),
 //! NCOOD_BENCH_STEPS (20 at w=16; w=64 runs a quarter, at least 2), NCOOD_BENCH_THREADS (2),
-//! NCOOD_BENCH_SIZES (16x1x28,64x3x32), NCOOD_BENCH_PRECISIONS (fp32,bf16),
+//! NCOOD_BENCH_SIZES (4x1x28,8x1x28,16x1x28,64x3x32), NCOOD_BENCH_PRECISIONS (fp32,bf16),
 //! NCOOD_BENCH_DEVICE (cpu; cuda on a GPU machine), NCOOD_BENCH_PYTHON (.venv/bin/python).
+//! The small widths (4, 8) are where the CPU presets train and where the faster layout changes:
+//! `MemoryFormat::Auto` takes channels-last from `CHANNELS_LAST_FROM_WIDTH` on.
 mod common;
 use common::{env, median};
 use ncood::config::{Loss, Precision, RunConfig};
@@ -84,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     let python = std::env::var("NCOOD_BENCH_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
     let device = ncood::device::setup(device_name.parse()?, threads)?;
     let sizes: Vec<Size> = std::env::var("NCOOD_BENCH_SIZES")
-        .unwrap_or_else(|_| "16x1x28,64x3x32".into())
+        .unwrap_or_else(|_| "4x1x28,8x1x28,16x1x28,64x3x32".into())
         .split(',')
         .map(|s| {
             let v: Vec<usize> = s.split('x').map(|t| t.parse()).collect::<Result<_, _>>()?;

@@ -13,6 +13,7 @@ use ncood::evaluate::LoadedRun;
 use ncood::features::{FeatureKind, FeatureSet, read_labels, read_matrix};
 use ncood::run::RunDir;
 use ncood::train::{self, Group, Progress, Start};
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -722,6 +723,7 @@ fn run_study(
         },
         &mut |e| progress.event(e),
     )?;
+    drop(progress);
     say!(
         "study {}: {total} tasks, {} finished before, {} now, {} failed, {} skipped",
         out.display(),
@@ -739,16 +741,22 @@ fn run_study(
     Ok(())
 }
 
-/// The local pool's one progress display: a line per event with the counts and the time left,
-/// estimated from the seconds per unit of work (`Task::cost`) of the tasks finished so far.
+/// The local pool's one progress display, with the counts and the time left estimated from the
+/// seconds per unit of work (`Task::cost`) of the tasks finished so far: on a terminal one live
+/// line (the running tasks, a bar); elsewhere (a log file, CI) a line per tenth of the tasks. A
+/// failed or skipped task always gets its own line, with its log.
 struct StudyProgress {
     total: usize,
     jobs: usize,
     done: usize,
-    running: usize,
+    running: Vec<String>,
     failed: usize,
     left_cost: f64,
     spent: (f64, f64),
+    /// The live line on a terminal; None elsewhere.
+    bar: Option<ProgressBar>,
+    /// Tenths of the tasks reported so far (without a terminal).
+    tenths: usize,
 }
 
 impl StudyProgress {
@@ -758,14 +766,25 @@ impl StudyProgress {
             .iter()
             .filter(|t| plan.state(t) != ncood::study::TaskState::Finished)
             .collect();
+        let done = plan.tasks.len() - open.len();
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(plan.tasks.len() as u64).with_style(
+                ProgressStyle::with_template("{bar:20} {pos}/{len} {msg}")
+                    .expect("a valid template"),
+            );
+            b.set_position(done as u64);
+            b
+        });
         StudyProgress {
             total: plan.tasks.len(),
             jobs,
-            done: plan.tasks.len() - open.len(),
-            running: 0,
+            done,
+            running: vec![],
             failed: 0,
             left_cost: open.iter().map(|t| t.cost()).sum(),
             spent: (0.0, 0.0),
+            bar,
+            tenths: done * 10 / plan.tasks.len().max(1),
         }
     }
 
@@ -778,37 +797,72 @@ impl StudyProgress {
         };
         format!(
             "[{}/{} done, {} running, {} failed; {eta}]",
-            self.done, self.total, self.running, self.failed
+            self.done,
+            self.total,
+            self.running.len(),
+            self.failed
         )
+    }
+
+    /// A line of its own (above the live line on a terminal).
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => say!("{text}"),
+        }
+    }
+
+    /// The live line, or a line per tenth of the tasks.
+    fn show(&mut self) {
+        match &self.bar {
+            Some(b) => {
+                b.set_position(self.done as u64);
+                b.set_message(format!("{} | {}", self.counts(), self.running.join(", ")));
+            }
+            None => {
+                let tenths = self.done * 10 / self.total.max(1);
+                if tenths > self.tenths {
+                    self.tenths = tenths;
+                    say!("{}", self.counts());
+                }
+            }
+        }
     }
 
     fn event(&mut self, e: ncood::study::local::Event) {
         use ncood::study::local::Event;
         match e {
-            Event::Started(t) => {
-                self.running += 1;
-                say!("start  {}  {}", t.label, self.counts());
-            }
+            Event::Started(t) => self.running.push(t.label.clone()),
             Event::Finished { task, seconds } => {
-                (self.running, self.done) = (self.running - 1, self.done + 1);
+                self.running.retain(|l| l != &task.label);
+                self.done += 1;
                 self.left_cost -= task.cost();
                 self.spent = (self.spent.0 + seconds, self.spent.1 + task.cost());
-                say!("done   {} ({seconds:.0} s)  {}", task.label, self.counts());
             }
             Event::Failed { task, log } => {
-                (self.running, self.failed) = (self.running - 1, self.failed + 1);
+                self.running.retain(|l| l != &task.label);
+                self.failed += 1;
                 self.left_cost -= task.cost();
-                say!(
+                self.line(format!(
                     "FAILED {} (log: {})  {}",
                     task.label,
                     log.display(),
                     self.counts()
-                );
+                ));
             }
             Event::Skipped(t) => {
                 self.left_cost -= t.cost();
-                say!("skip   {} (a task it needs failed)", t.label);
+                self.line(format!("skip   {} (a task it needs failed)", t.label));
             }
+        }
+        self.show();
+    }
+}
+
+impl Drop for StudyProgress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
         }
     }
 }

@@ -144,3 +144,27 @@ fn bf16_autocast_trains_with_fp32_state_near_the_fp32_loss() {
     let d = rel_diff(&bf16.vs.variables()["fc.weight"], &after["fc.weight"]);
     assert!(d < 1e-2, "fc.weight differs by {d}");
 }
+
+#[test]
+fn auto_layout_is_the_faster_one_per_width() {
+    use ncood::model::{CHANNELS_LAST_FROM_WIDTH, MemoryFormat};
+    let cpu = tch::Device::Cpu;
+    assert_eq!(MemoryFormat::Auto.resolve(4, cpu), MemoryFormat::Contiguous);
+    assert_eq!(
+        MemoryFormat::Auto.resolve(CHANNELS_LAST_FROM_WIDTH, cpu),
+        MemoryFormat::ChannelsLast
+    );
+    assert_eq!(
+        MemoryFormat::Auto.resolve(4, tch::Device::Cuda(0)),
+        MemoryFormat::ChannelsLast
+    );
+    // An explicit layout is kept whatever the width.
+    for f in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+        assert_eq!(f.resolve(64, cpu), f);
+        assert_eq!(f.resolve(2, cpu), f);
+    }
+    assert_eq!(
+        ncood::config::RunConfig::default().memory_format,
+        MemoryFormat::Auto
+    );
+}
