@@ -918,3 +918,24 @@ fn cpu_full_extends_the_cpu_study() {
     .unwrap();
     assert_eq!(full.extends(&recorded), Ok(()));
 }
+
+#[test]
+fn the_committed_quick_study_reports_from_the_repository_alone() {
+    // results/quick is the quick preset's study directory without checkpoints: its report is made
+    // again from the repository alone, and it is the committed one.
+    let committed = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/results/quick"));
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("quick");
+    copy_without_checkpoints(committed, &copy);
+    std::fs::remove_dir_all(copy.join("report")).unwrap();
+    let out = common::run_ok(ncood().arg("report").arg(&copy));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.lines().count() <= 32, "{printed}");
+    for f in ["results.csv", "claims.json"] {
+        let read = |d: &Path| std::fs::read_to_string(d.join("report").join(f)).unwrap();
+        assert!(
+            read(committed) == read(&copy),
+            "results/quick/report/{f} is not what `ncood report results/quick` writes now: run it and commit"
+        );
+    }
+}

@@ -355,6 +355,16 @@ fn combine(parts: &[Part], rule: Rule, side: Side) -> (Verdict, Option<usize>) {
     (v, None)
 }
 
+/// A signed number as the report prints it: 4 decimals below 10 (AUROC, accuracy, NC), 1 above
+/// (counts of false positives).
+pub fn signed(x: f64) -> String {
+    if x.abs() >= 10.0 {
+        format!("{x:+.1}")
+    } else {
+        format!("{x:+.4}")
+    }
+}
+
 /// "+0.0123 [+0.0034, +0.0212]" or "+0.0123 (p = 0.031)".
 fn effect_of(p: &Part, side: Side) -> String {
     let t = &p.test;
@@ -362,8 +372,17 @@ fn effect_of(p: &Part, side: Side) -> String {
         return "-".into();
     }
     match t.interval {
-        Some([lo, hi]) => format!("{:+.4} [{lo:+.4}, {hi:+.4}]", t.estimate),
-        None => format!("{:+.4} (p = {:.3})", t.estimate, t.p(side)),
+        Some([lo, hi]) => format!("{} [{}, {}]", signed(t.estimate), signed(lo), signed(hi)),
+        None => format!("{} (p = {:.3})", signed(t.estimate), t.p(side)),
+    }
+}
+
+/// The claim's id as the headline names it: with the model for C7 (one verdict per model).
+pub fn label(j: &Judged) -> String {
+    if j.claim == "C7" {
+        format!("C7 {}", j.subject)
+    } else {
+        j.claim.clone()
     }
 }
 
@@ -1113,7 +1132,7 @@ pub fn markdown(judged: &[Judged], primary: &str) -> String {
         s += &format!(
             "| {} | {} | {} | {} | {} / {} | {} | {} |\n",
             j.block,
-            j.claim,
+            label(j),
             verdict_text(j),
             j.effect,
             j.seeds[0],
@@ -1171,13 +1190,9 @@ pub fn markdown(judged: &[Judged], primary: &str) -> String {
 pub fn terminal(judged: &[Judged], primary: &str) -> String {
     let mut s = format!("verdicts on {primary} (every part: report/claims.md):\n");
     for j in headline(judged, primary) {
-        let who = match (j.claim.as_str(), j.block.as_str()) {
-            ("C7", _) => format!("{} {}", j.claim, j.subject),
-            (_, "all") => j.claim.clone(),
-            _ => j.claim.clone(),
-        };
         s += &format!(
-            "  {who:<22} {:<26} {:<34} n {}/{}\n",
+            "  {:<22} {:<26} {:<34} n {}/{}\n",
+            label(j),
             verdict_text(j),
             j.effect,
             j.seeds[0],
