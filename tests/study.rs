@@ -837,7 +837,7 @@ fn what_would_fail_late_is_refused_before_anything_is_written() {
 #[test]
 fn presets_plan_and_bad_flags_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    for (preset, tasks) in [("quick", 45), ("cpu", 36), ("cpu-full", 90)] {
+    for (preset, tasks) in [("quick", 30), ("cpu", 36), ("cpu-full", 90)] {
         let out = common::run_ok(
             ncood()
                 .args(["reproduce", "--preset", preset, "--dry-run", "--out"])
