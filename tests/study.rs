@@ -470,6 +470,9 @@ fn a_study_runs_and_reports() {
     assert!(file["blocks"][0]["regime"]["why"].as_str().is_some());
     let training = file["training"].as_array().unwrap();
     let l2 = training.iter().find(|t| t["run"] == "l2-short").unwrap();
+    let groups: Vec<&str> = training.iter().map(|t| t["run"].as_str().unwrap()).collect();
+    let once: std::collections::BTreeSet<&str> = groups.iter().copied().collect();
+    assert_eq!(groups.len(), once.len(), "one training row per run group: {groups:?}");
     assert_eq!(
         (l2["seeds"].as_u64(), l2["epochs"].as_u64()),
         (Some(2), Some(2))
@@ -920,22 +923,24 @@ fn cpu_full_extends_the_cpu_study() {
 }
 
 #[test]
-fn the_committed_quick_study_reports_from_the_repository_alone() {
-    // results/quick is the quick preset's study directory without checkpoints: its report is made
-    // again from the repository alone, and it is the committed one.
-    let committed = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/results/quick"));
-    let tmp = tempfile::tempdir().unwrap();
-    let copy = tmp.path().join("quick");
-    copy_without_checkpoints(committed, &copy);
-    std::fs::remove_dir_all(copy.join("report")).unwrap();
-    let out = common::run_ok(ncood().arg("report").arg(&copy));
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.lines().count() <= 32, "{printed}");
-    for f in ["results.csv", "claims.json"] {
-        let read = |d: &Path| std::fs::read_to_string(d.join("report").join(f)).unwrap();
-        assert!(
-            read(committed) == read(&copy),
-            "results/quick/report/{f} is not what `ncood report results/quick` writes now: run it and commit"
-        );
+fn the_committed_studies_report_from_the_repository_alone() {
+    // results/quick and results/cpu are the presets' study directories without checkpoints: each
+    // report is made again from the repository alone, and it is the committed one.
+    for name in ["quick", "cpu"] {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("results").join(name);
+        let tmp = tempfile::tempdir().unwrap();
+        let copy = tmp.path().join(name);
+        copy_without_checkpoints(&committed, &copy);
+        std::fs::remove_dir_all(copy.join("report")).unwrap();
+        let out = common::run_ok(ncood().arg("report").arg(&copy));
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(printed.lines().count() <= 32, "{printed}");
+        for f in ["results.csv", "claims.json"] {
+            let read = |d: &Path| std::fs::read_to_string(d.join("report").join(f)).unwrap();
+            assert!(
+                read(&committed) == read(&copy),
+                "results/{name}/report/{f} is not what `ncood report results/{name}` writes now: run it and commit"
+            );
+        }
     }
 }

@@ -174,8 +174,13 @@ pub fn write(spec: &StudySpec, plan: &Plan, root: &Path) -> Result<Written> {
     }
     judged.extend(claims::configurations(&rows, &plan.runs, &blocks));
     let primary = primary_ood(spec, &rows);
-    let mut names: Vec<&str> = plan.runs.iter().map(|r| r.name.as_str()).collect();
-    names.dedup();
+    // Each run group once, in plan order (the plan goes seed by seed, so names recur).
+    let mut names: Vec<&str> = vec![];
+    for r in &plan.runs {
+        if !names.contains(&r.name.as_str()) {
+            names.push(&r.name);
+        }
+    }
     let training: Vec<regime::Training> = names
         .iter()
         .filter_map(|n| regime::training(&rows, &plan.runs, n))
