@@ -470,9 +470,16 @@ fn a_study_runs_and_reports() {
     assert!(file["blocks"][0]["regime"]["why"].as_str().is_some());
     let training = file["training"].as_array().unwrap();
     let l2 = training.iter().find(|t| t["run"] == "l2-short").unwrap();
-    let groups: Vec<&str> = training.iter().map(|t| t["run"].as_str().unwrap()).collect();
+    let groups: Vec<&str> = training
+        .iter()
+        .map(|t| t["run"].as_str().unwrap())
+        .collect();
     let once: std::collections::BTreeSet<&str> = groups.iter().copied().collect();
-    assert_eq!(groups.len(), once.len(), "one training row per run group: {groups:?}");
+    assert_eq!(
+        groups.len(),
+        once.len(),
+        "one training row per run group: {groups:?}"
+    );
     assert_eq!(
         (l2["seeds"].as_u64(), l2["epochs"].as_u64()),
         (Some(2), Some(2))
@@ -927,7 +934,9 @@ fn the_committed_studies_report_from_the_repository_alone() {
     // results/quick and results/cpu are the presets' study directories without checkpoints: each
     // report is made again from the repository alone, and it is the committed one.
     for name in ["quick", "cpu"] {
-        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("results").join(name);
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("results")
+            .join(name);
         let tmp = tempfile::tempdir().unwrap();
         let copy = tmp.path().join(name);
         copy_without_checkpoints(&committed, &copy);
