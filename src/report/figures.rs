@@ -7,7 +7,7 @@
 //! is laid out and rasterised with DejaVu Sans embedded in the binary (the `dejavu` crate, through
 //! plotters' `ab_glyph` feature): the PNG has readable text on any machine, with no system font
 //! or fontconfig.
-use super::results::{Row, start_epoch, tracked_ood, tracked_rho};
+use super::results::{Row, run_names, start_epoch, tracked_ood, tracked_rho};
 use super::stats::{Stats, spearman};
 use crate::error::{Error, Result};
 use crate::study::plan::RunRef;
@@ -495,16 +495,10 @@ fn auroc_strip(rows: &[Row], runs: &[RunRef], spec: &StudySpec) -> Option<Plot> 
 /// NC1 vs tracked GDA AUROC, one point per (run, seed, tracked epoch), coloured by run, with
 /// Spearman's rho overall and per run in the legend and caption (C8).
 fn nc1_auroc(rows: &[Row], runs: &[RunRef]) -> Option<Plot> {
-    let mut names: Vec<&str> = vec![];
-    for r in runs {
-        if !names.contains(&r.name.as_str()) {
-            names.push(&r.name);
-        }
-    }
     let (mut all_x, mut all_y) = (vec![], vec![]);
     let mut per_run = vec![];
     let mut list: Vec<Series> = vec![];
-    for run in names {
+    for run in run_names(runs) {
         let first = start_epoch(runs, run).map_or(0.0, |e| e as f64 + 0.5);
         let nc1 = tracked(rows, run, "nc1");
         let mut seeds = BTreeMap::new();

@@ -174,15 +174,8 @@ pub fn write(spec: &StudySpec, plan: &Plan, root: &Path) -> Result<Written> {
     }
     judged.extend(claims::configurations(&rows, &plan.runs, &blocks));
     let primary = primary_ood(spec, &rows);
-    // Each run group once, in plan order (the plan goes seed by seed, so names recur).
-    let mut names: Vec<&str> = vec![];
-    for r in &plan.runs {
-        if !names.contains(&r.name.as_str()) {
-            names.push(&r.name);
-        }
-    }
-    let training: Vec<regime::Training> = names
-        .iter()
+    let training: Vec<regime::Training> = results::run_names(&plan.runs)
+        .into_iter()
         .filter_map(|n| regime::training(&rows, &plan.runs, n))
         .collect();
     let regimes: Vec<regime::Regime> = blocks.iter().filter_map(|b| b.regime.cloned()).collect();

@@ -242,6 +242,17 @@ pub fn to_csv(rows: &[Row]) -> String {
     s
 }
 
+/// Each run group's name once, in plan order (the plan goes seed by seed, so names recur).
+pub fn run_names(runs: &[RunRef]) -> Vec<&str> {
+    let mut names: Vec<&str> = vec![];
+    for r in runs {
+        if !names.contains(&r.name.as_str()) {
+            names.push(&r.name);
+        }
+    }
+    names
+}
+
 /// The last epoch of `run` (its configured end), where its final results are read; None for a
 /// run the study does not have.
 pub fn final_epoch(runs: &[RunRef], run: &str) -> Option<usize> {
