@@ -136,7 +136,7 @@ fn main() -> anyhow::Result<()> {
                     ),
                     &[],
                 )?;
-                let net = Net::new(&cfg, device)?;
+                let net = cfg.net(device)?;
                 let sgd = Sgd::new(&net.vs, 0.9, 5e-4);
                 assert_eq!(cfg.memory_format, format);
                 let graphed = graphs.then(|| GraphedSteps::new(device)).transpose()?;

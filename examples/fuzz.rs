@@ -1253,8 +1253,7 @@ impl Fuzzer {
                     &["model.width=1".into(), "device=\"cpu\"".into()],
                 )
                 .map_err(|e| e.to_string())?;
-                let net =
-                    ncood::model::Net::new(&cfg, tch::Device::Cpu).map_err(|e| e.to_string())?;
+                let net = cfg.net(tch::Device::Cpu).map_err(|e| e.to_string())?;
                 let mut named: Vec<(String, Tensor)> = net.vs.variables().into_iter().collect();
                 named.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut meta = ncood::checkpoint::Metadata::new();

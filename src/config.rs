@@ -2,11 +2,11 @@
 //! names it. Loaded from TOML, overridden by `key=value` pairs, validated in full when parsed
 //! (before any run directory exists). Nothing here depends on the machine: the device is resolved
 //! when a command runs (`device`), so a run trained on a GPU can be evaluated on a CPU.
-use crate::data::{DatasetKind, OodSet};
+use crate::data::{DataConfig, DatasetKind, OodSet};
 use crate::device::{DeviceSpec, MAX_THREADS};
 use crate::error::{Error, Result};
 use crate::features::FeatureKind;
-use crate::model::{MemoryFormat, ModelConfig};
+use crate::model::{MemoryFormat, ModelConfig, Net};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -100,32 +100,6 @@ impl TrackConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DataConfig {
-    /// In-distribution data set: fashion-mnist | cifar10 | cifar100 | svhn. Default fashion-mnist.
-    pub name: DatasetKind,
-    /// Folder holding one sub-folder per data set. Default: $NCOOD_DATA, else the data/ folder of
-    /// the ncood checkout (`data::default_root`). A new run records it as an absolute path.
-    pub root: Option<PathBuf>,
-    /// Check files against their published sha256 digests. Default true.
-    pub verify: bool,
-    /// Fraction of the training file held out as validation, split by the seed, in [0, 1).
-    /// Default 0.1 (DDU).
-    pub val_fraction: f64,
-    /// Train on a class-balanced subset of this many images of the training split (size / C per
-    /// class, chosen by the seed); 0 = the whole split. Default 0. The normalisation statistics
-    /// stay those of the whole training file.
-    pub train_subset: usize,
-    /// Random crop (4-pixel zero padding) and, where the data set allows it, horizontal flip.
-    /// Default true.
-    pub augment: bool,
-    /// Batch size of evaluation passes (no effect on results). Default 256: the fastest on CPUs at
-    /// the CPU presets' widths (at width 4, 256 ran 1.2x as fast as 512 and 2x as fast as 1024:
-    /// the activations stay in cache).
-    pub eval_batch_size: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct OptimConfig {
     /// Training epochs. Default 350 (DDU).
     pub epochs: usize,
@@ -186,20 +160,6 @@ impl Default for RunConfig {
             data: DataConfig::default(),
             optim: OptimConfig::default(),
             track: TrackConfig::default(),
-        }
-    }
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        DataConfig {
-            name: DatasetKind::FashionMnist,
-            root: None,
-            verify: true,
-            val_fraction: 0.1,
-            train_subset: 0,
-            augment: true,
-            eval_batch_size: 256,
         }
     }
 }
@@ -427,6 +387,13 @@ impl RunConfig {
     /// `checkpoint_every` epochs, and always at its last.
     pub fn checkpointed(&self, epoch: usize) -> bool {
         epoch.is_multiple_of(self.checkpoint_every) || epoch == self.optim.epochs
+    }
+
+    /// The network this config trains: its model for its ID set's images and classes, in its
+    /// memory format, the weights drawn with its seed, on `device`.
+    pub fn net(&self, device: tch::Device) -> Result<Net> {
+        let info = self.data.name.info();
+        Net::new(&self.model, self.memory_format, &info, self.seed, device)
     }
 
     /// The directory name a run gets when none is given: DATA-ARCH-wWIDTH-(l2|nol2)-sSEED.

@@ -91,3 +91,14 @@ impl Error {
         }
     }
 }
+
+/// The first line of a caught panic's message (its `String` or `&str` payload; empty for any
+/// other): what a caught libtorch failure or a bug is reported with, instead of a backtrace.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    text.lines().next().unwrap_or_default().to_string()
+}

@@ -292,7 +292,7 @@ impl RunDir {
     pub fn load_net(&self, epoch: usize, device: tch::Device) -> Result<(RunConfig, Net, usize)> {
         let cfg = self.config()?;
         let epoch = self.checkpoint_epoch(epoch)?;
-        let net = Net::new(&cfg, device)?;
+        let net = cfg.net(device)?;
         self.load_state(&cfg, &net, epoch)?;
         Ok((cfg, net, epoch))
     }

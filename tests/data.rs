@@ -304,14 +304,13 @@ fn split_is_seeded_disjoint_and_complete() {
 fn train_subset_is_class_balanced_seeded_and_within_the_split() {
     let tmp = tempfile::tempdir().unwrap();
     fake_fashion_mnist(tmp.path(), 400, 20);
-    let mut cfg = ncood::config::DataConfig {
+    let mut cfg = ncood::data::DataConfig {
         root: Some(tmp.path().to_path_buf()),
         verify: false,
         train_subset: 100,
         ..Default::default()
     };
-    let load =
-        |cfg: &ncood::config::DataConfig, seed| ncood::data::RunData::load(cfg, seed).unwrap();
+    let load = |cfg: &ncood::data::DataConfig, seed| ncood::data::RunData::load(cfg, seed).unwrap();
     let a = load(&cfg, 1);
     assert_eq!(a.train.len(), 100);
     for c in 0..10 {

@@ -14,7 +14,7 @@ fn net(data: &str, arch: &str, width: usize, modded: bool, format: &str, precisi
         &[],
     )
     .unwrap();
-    Net::new(&cfg, Device::Cpu).unwrap()
+    cfg.net(Device::Cpu).unwrap()
 }
 
 /// Largest |a - b| over the largest |b| (1 when b is all below 1).

@@ -6,6 +6,7 @@
 //! `layer{1..4}.{i}.conv{k}`, `.bn{k}`, `.shortcut.{0,1}`, `fc`), so checkpoints load into PyTorch.
 pub mod spectral;
 
+use crate::data::DatasetInfo;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use spectral::{Conv, SnSettings};
@@ -479,49 +480,51 @@ impl ResNet {
     }
 }
 
-/// A model with its variables, built deterministically from the config's seed on the CPU (so
-/// that initial weights do not depend on the device), then moved to `device`.
+/// A model with its variables, built deterministically from a seed on the CPU (so that initial
+/// weights do not depend on the device), then moved to `device`.
 pub struct Net {
     pub vs: nn::VarStore,
     pub model: ResNet,
 }
 
 impl Net {
-    pub fn new(cfg: &crate::config::RunConfig, device: tch::Device) -> Result<Net> {
-        let info = cfg.data.name.info();
+    /// `model` for the images and classes of `data`, its weights drawn with `seed`, in `format`
+    /// (resolved for the model's width and `device`). `RunConfig::net` builds a run's.
+    pub fn new(
+        model: &ModelConfig,
+        format: MemoryFormat,
+        data: &DatasetInfo,
+        seed: u64,
+        device: tch::Device,
+    ) -> Result<Net> {
         // libtorch's RNG is process-global: seed and draw under a lock so that models built
         // concurrently in one process (threads, tests) still get their seed's weights.
         static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
-        tch::manual_seed(cfg.seed as i64);
+        tch::manual_seed(seed as i64);
         // tch's layer constructors panic when libtorch fails (out of memory): turn that into an
         // error naming the model rather than a crash.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut vs = nn::VarStore::new(tch::Device::Cpu);
-            let mut model = ResNet::new(
+            let mut resnet = ResNet::new(
                 &vs.root(),
-                &cfg.model,
-                info.channels as i64,
-                info.side as i64,
-                info.classes as i64,
+                model,
+                data.channels as i64,
+                data.side as i64,
+                data.classes as i64,
             )?;
-            model.set_memory_format(&vs, cfg.memory_format.resolve(cfg.model.width, device));
+            resnet.set_memory_format(&vs, format.resolve(model.width, device));
             vs.set_device(device);
-            Ok(Net { vs, model })
+            Ok(Net { vs, model: resnet })
         }))
         .unwrap_or_else(|panic| {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
             Err(Error::config(
                 "model",
                 format!(
                     "{} width {}: libtorch could not build it: {}",
-                    cfg.model.arch.name(),
-                    cfg.model.width,
-                    msg.lines().next().unwrap_or("")
+                    model.arch.name(),
+                    model.width,
+                    crate::error::panic_message(&*panic)
                 ),
             ))
         })

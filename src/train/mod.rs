@@ -164,7 +164,7 @@ fn open(dir: &RunDir, start: Start) -> Result<Session> {
     let data = RunData::load(&cfg.data, cfg.seed)?;
     let tracker = track::Tracker::new(&cfg, &data)?;
     check_batches(&cfg, &data.train)?;
-    let net = Net::new(&cfg, device)?;
+    let net = cfg.net(device)?;
     // The starting point of a run that starts from a checkpoint, until it has one of its own
     // (which resume restores instead).
     if let Some(init) = &cfg.init_from
