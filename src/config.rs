@@ -3,7 +3,7 @@
 //! (before any run directory exists). Nothing here depends on the machine: the device is resolved
 //! when a command runs (`device`), so a run trained on a GPU can be evaluated on a CPU.
 use crate::data::{DataConfig, DatasetKind, OodSet};
-use crate::device::{DeviceSpec, MAX_THREADS};
+use crate::device::{Compute, DeviceSpec, MAX_THREADS};
 use crate::error::{Error, Result};
 use crate::features::FeatureKind;
 use crate::model::{MemoryFormat, ModelConfig, Net};
@@ -209,8 +209,16 @@ impl OptimConfig {
 
 impl RunConfig {
     /// Parses TOML text and applies `key=value` overrides (dotted keys, TOML values; a bare word
-    /// is taken as a string). Unknown keys are errors.
+    /// is taken as a string), then validates the whole. Unknown keys are errors.
     pub fn from_toml(text: &str, overrides: &[String]) -> Result<RunConfig> {
+        let cfg = RunConfig::parse(text, overrides)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// `from_toml` without the validation, for a caller that sets typed fields (the command
+    /// line's) before it validates.
+    pub fn parse(text: &str, overrides: &[String]) -> Result<RunConfig> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| Error::config("run config", e.to_string()))?;
         for o in overrides {
@@ -239,7 +247,6 @@ impl RunConfig {
                 .find_map(|l| l.strip_prefix("in `")?.strip_suffix('`'));
             Error::config(key.unwrap_or("run config"), e.message())
         })?;
-        cfg.validate()?;
         Ok(cfg)
     }
 
@@ -387,6 +394,12 @@ impl RunConfig {
     /// `checkpoint_every` epochs, and always at its last.
     pub fn checkpointed(&self, epoch: usize) -> bool {
         epoch.is_multiple_of(self.checkpoint_every) || epoch == self.optim.epochs
+    }
+
+    /// Computes where `compute` says: its given device and threads replace the configured ones
+    /// (`Compute::over`).
+    pub fn set_compute(&mut self, compute: Compute) {
+        (self.device, self.threads) = compute.over(self.device, self.threads);
     }
 
     /// The network this config trains: its model for its ID set's images and classes, in its

@@ -105,3 +105,30 @@ pub fn setup(spec: DeviceSpec, threads: usize) -> Result<tch::Device> {
     keep_freed_memory();
     spec.resolve()
 }
+
+/// Where a command computes as it was told (options, an executor's settings): a device and a CPU
+/// thread count, each None where not given. Given values replace a run's configured ones, for that
+/// process only (`over`), and are passed on to the processes an executor starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compute {
+    pub device: Option<DeviceSpec>,
+    pub threads: Option<usize>,
+}
+
+impl Compute {
+    /// The device and thread count over a run's configured `device` and `threads`: the given
+    /// ones where given, else the configured ones. The one rule of every override.
+    pub fn over(self, device: DeviceSpec, threads: usize) -> (DeviceSpec, usize) {
+        (
+            self.device.unwrap_or(device),
+            self.threads.unwrap_or(threads),
+        )
+    }
+
+    /// `setup` for a command that runs no configured run: auto and libtorch's default where not
+    /// given.
+    pub fn setup(self) -> Result<tch::Device> {
+        let (device, threads) = self.over(DeviceSpec::Auto, 0);
+        setup(device, threads)
+    }
+}

@@ -412,6 +412,26 @@ pub fn eval_run(run: &LoadedRun, ood_sets: &[OodSet], device: Device) -> Result<
     Ok(r)
 }
 
+/// Evaluates epoch `epoch` (0 = the latest) of the run in `dir` (`eval_run`; `data_root` as in
+/// `LoadedRun::load`) and writes the result and its table to RUN_DIR/eval/epoch-NNNN.{json,md}
+/// under the run's lock, taken before the work, which a held lock would waste: `ncood eval` and a
+/// study's evaluation tasks alike. Returns the result (its `epoch` is the one evaluated) and its
+/// table.
+pub fn eval_into(
+    dir: &RunDir,
+    epoch: usize,
+    ood_sets: &[OodSet],
+    device: Device,
+    data_root: Option<&std::path::Path>,
+) -> Result<(EvalResult, String)> {
+    let lock = dir.lock_existing()?;
+    let run = LoadedRun::load(dir, epoch, device, data_root)?;
+    let r = eval_run(&run, ood_sets, device)?;
+    let md = markdown(&r);
+    lock.write_eval(run.epoch, &r, &md)?;
+    Ok((r, md))
+}
+
 /// The result as a markdown table: one row per OoD set and score.
 pub fn markdown(r: &EvalResult) -> String {
     let mut s = String::new();

@@ -8,10 +8,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ncood::collapse::Classifier;
 use ncood::config::RunConfig;
 use ncood::data::{OodSet, Split};
-use ncood::device::DeviceSpec;
+use ncood::device::{Compute, DeviceSpec};
 use ncood::evaluate::LoadedRun;
 use ncood::features::{FeatureKind, FeatureSet, read_labels, read_matrix};
 use ncood::run::RunDir;
+use ncood::study::{self, Executor, Plan, SlurmOverrides, local};
 use ncood::train::{self, Group, Progress, Start};
 use std::io::IsTerminal;
 use std::io::Write;
@@ -27,9 +28,9 @@ struct Cli {
     command: Command,
 }
 
-/// Where a command computes (every computing command takes these).
-#[derive(Args, Clone)]
-struct Compute {
+/// Where a command computes (every computing command takes these): `device::Compute`.
+#[derive(Args, Clone, Copy)]
+struct ComputeArgs {
     /// auto | cpu | cuda | cuda:N (train: overrides the config's `device`).
     #[arg(long)]
     device: Option<DeviceSpec>,
@@ -38,12 +39,12 @@ struct Compute {
     threads: Option<usize>,
 }
 
-impl Compute {
-    fn setup(&self) -> Result<tch::Device> {
-        Ok(ncood::device::setup(
-            self.device.unwrap_or(DeviceSpec::Auto),
-            self.threads.unwrap_or(0),
-        )?)
+impl From<ComputeArgs> for Compute {
+    fn from(a: ComputeArgs) -> Compute {
+        Compute {
+            device: a.device,
+            threads: a.threads,
+        }
     }
 }
 
@@ -58,7 +59,7 @@ struct RunArgs {
     #[arg(long)]
     data_root: Option<PathBuf>,
     #[command(flatten)]
-    compute: Compute,
+    compute: ComputeArgs,
 }
 
 #[derive(Subcommand)]
@@ -108,7 +109,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
-        compute: Compute,
+        compute: ComputeArgs,
     },
     /// Neural Collapse (NC1-4) of features from .npy files and a classifier (weights W: C x D and
     /// bias, as .npy or from an ncood/PyTorch-layout checkpoint's fc.weight / fc.bias). Computes
@@ -139,7 +140,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
-        compute: Compute,
+        compute: ComputeArgs,
     },
     /// Run the NC-loss intervention (docs/SPEC.md section 7) from a run's checkpoint: a control group
     /// (cross-entropy) and an intervention group (NC loss), each in its own run directory.
@@ -157,7 +158,7 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "control,nc")]
         groups: Vec<Group>,
         #[command(flatten)]
-        compute: Compute,
+        compute: ComputeArgs,
     },
     /// Studies: many seeds of several variants, derived runs and evaluations, as one resumable job.
     #[command(subcommand)]
@@ -209,7 +210,7 @@ struct TrainArgs {
     #[arg(long)]
     data_root: Option<PathBuf>,
     #[command(flatten)]
-    compute: Compute,
+    compute: ComputeArgs,
     /// Run directory (default runs/<data>-<arch>-w<width>-<l2|nol2>-s<seed>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -222,15 +223,6 @@ struct TrainArgs {
     resume: Option<PathBuf>,
 }
 
-/// Where a study's tasks run.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Executor {
-    /// A pool of child processes on this machine (`--jobs`); returns when the study is done.
-    Local,
-    /// SLURM job arrays (sbatch); prints the job ids and returns at once.
-    Slurm,
-}
-
 /// How to run a study: the executor and its settings.
 #[derive(Args)]
 struct StudyRunArgs {
@@ -238,7 +230,9 @@ struct StudyRunArgs {
     /// among them.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
-    #[arg(long, value_enum, default_value = "local")]
+    /// local: a pool of child processes on this machine (--jobs), returning when the study is
+    /// done; slurm: SLURM job arrays (sbatch), printing the job ids and returning at once.
+    #[arg(long, default_value = "local", value_name = "local|slurm")]
     executor: Executor,
     /// Print the plan (tasks, states, dependencies), then make every check a run makes (exit
     /// status 1 if one fails), and write or run nothing.
@@ -260,7 +254,7 @@ struct StudyRunArgs {
     #[arg(long = "sbatch", value_name = "OPTION")]
     sbatch: Vec<String>,
     #[command(flatten)]
-    compute: Compute,
+    compute: ComputeArgs,
 }
 
 #[derive(Subcommand)]
@@ -283,7 +277,7 @@ enum StudyCommand {
         #[arg(long)]
         id: usize,
         #[command(flatten)]
-        compute: Compute,
+        compute: ComputeArgs,
     },
     /// Show each task of a study and its state, read from the run directories, and the SLURM
     /// jobs it submitted (squeue/sacct) when there are any.
@@ -410,14 +404,9 @@ fn main() {
             std::process::exit(1);
         }
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
             eprintln!(
                 "error: internal error (a bug in ncood, please report it): {}",
-                msg.lines().next().unwrap_or("")
+                ncood::error::panic_message(&*panic)
             );
             std::process::exit(1);
         }
@@ -463,7 +452,7 @@ fn dispatch(command: Command) -> Result<()> {
             out,
             compute,
         } => {
-            compute.setup()?;
+            Compute::from(compute).setup()?;
             let inputs = ncood::evaluate::FileInputs::read(&ncood::evaluate::FilePaths {
                 train_features,
                 train_labels,
@@ -489,7 +478,7 @@ fn dispatch(command: Command) -> Result<()> {
             out,
             compute,
         } => {
-            compute.setup()?;
+            Compute::from(compute).setup()?;
             let h = read_matrix(&features)?;
             let head = match (weights, checkpoint) {
                 (Some(w), _) => Classifier::from_files(&w, bias.as_deref())?,
@@ -532,13 +521,9 @@ fn dispatch(command: Command) -> Result<()> {
                 drop_after,
                 groups,
             };
-            let dirs = train::intervene(
-                &run_dir,
-                &plan,
-                compute.device,
-                compute.threads,
-                &mut |group, p| show(&format!("{group} "), p),
-            )?;
+            let dirs = train::intervene(&run_dir, &plan, compute.into(), &mut |group, p| {
+                show(&format!("{group} "), p)
+            })?;
             let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             say!("results: {}", dirs.join(" and "));
             Ok(())
@@ -546,79 +531,41 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Study(c) => study_cmd(c),
         Command::Report { dir } => report_cmd(&dir),
         Command::Reproduce { preset, out, run } => {
-            let spec = ncood::study::preset(&preset)?;
+            let spec = study::preset(&preset)?;
             let out = out.unwrap_or_else(|| PathBuf::from("studies-out").join(&preset));
             run_study(&spec, &format!("preset {preset}"), &out, &run)
         }
         Command::Eval { run, ood } => {
-            let device = run.compute.setup()?;
+            let device = Compute::from(run.compute).setup()?;
             let dir = RunDir::new(&run.run_dir);
-            let lock = dir.lock_existing()?; // before the work, which a held lock would waste
-            let loaded = LoadedRun::load(&dir, run.epoch, device, run.data_root.as_deref())?;
-            let r = ncood::evaluate::eval_run(&loaded, &ood, device)?;
-            let md = ncood::evaluate::markdown(&r);
-            lock.write_eval(loaded.epoch, &r, &md)?;
+            let data_root = run.data_root.as_deref();
+            let (r, md) = ncood::evaluate::eval_into(&dir, run.epoch, &ood, device, data_root)?;
             say!("{md}");
-            say!(
-                "results: {}",
-                dir.eval_path(loaded.epoch, "{json,md}").display()
-            );
+            let epoch = r.epoch.expect("a run's evaluation names its epoch");
+            say!("results: {}", dir.eval_path(epoch, "{json,md}").display());
             Ok(())
         }
     }
 }
 
 fn study_cmd(c: StudyCommand) -> Result<()> {
-    use ncood::study::{self, Plan, local};
     match c {
         StudyCommand::Run { spec, out, run } => {
             let (s, origin) = study::resolve(&spec)?;
             run_study(&s, &origin, &out, &run)
         }
         StudyCommand::Task { dir, id, compute } => {
-            let s = study::load(&dir)?;
-            let plan = Plan::new(&s, &dir)?;
-            let task = plan
-                .tasks
-                .get(id)
-                .with_context(|| format!("study {} has no task {id}", dir.display()))?;
-            say!("task {id}: {}", task.label);
-            // Executors start a task once its dependencies ended, not necessarily well (SLURM's
-            // afterany): a task whose inputs are missing fails here, saying which.
-            let unfinished: Vec<&str> = task
-                .deps
-                .iter()
-                .map(|&d| &plan.tasks[d])
-                .filter(|t| plan.state(t) != study::TaskState::Finished)
-                .map(|t| t.label.as_str())
-                .collect();
-            anyhow::ensure!(
-                unfinished.is_empty(),
-                "task {id} ({}) needs what has not finished: {}",
-                task.label,
-                unfinished.join("; ")
-            );
-            let t0 = std::time::Instant::now();
             let mut show = progress_printer();
-            local::run_task(
-                task,
-                &s.eval.ood,
-                local::Compute {
-                    device: compute.device,
-                    threads: compute.threads,
-                },
+            local::run_task_in(
+                &dir,
+                id,
+                compute.into(),
+                &mut |task| say!("task {id}: {}", task.label),
                 &mut |group, p| match group {
                     "" => show("", p),
                     g => show(&format!("{g} "), p),
                 },
             )?;
-            // The device it ran on: the flag, else a training run's own config, else auto.
-            let configured = match &task.kind {
-                study::TaskKind::Train { config } => config.device,
-                _ => DeviceSpec::Auto,
-            };
-            let device = compute.device.unwrap_or(configured).resolve()?;
-            study::TaskRecord::new(task, t0.elapsed().as_secs_f64(), device).write(&dir)?;
             Ok(())
         }
         StudyCommand::Status { dir } => {
@@ -634,13 +581,7 @@ fn study_cmd(c: StudyCommand) -> Result<()> {
 
 /// Plans `spec` into `out` and runs it with the chosen executor; with the local one, writes the
 /// report at the end.
-fn run_study(
-    spec: &ncood::study::StudySpec,
-    origin: &str,
-    out: &Path,
-    a: &StudyRunArgs,
-) -> Result<()> {
-    use ncood::study::{self, Plan, local};
+fn run_study(spec: &study::StudySpec, origin: &str, out: &Path, a: &StudyRunArgs) -> Result<()> {
     anyhow::ensure!(
         a.jobs >= 1,
         "--jobs {}: at least one task must run at a time",
@@ -650,42 +591,18 @@ fn run_study(
     if a.dry_run {
         say!("{}", plan.describe());
     }
-    // Every check the run makes comes before anything is written, and --dry-run makes them all:
-    // the study's [slurm] settings with the flags applied (and what a submission needs), the
-    // data, the study the directory holds, and whether another process holds it or its jobs are
-    // queued.
-    let mut settings = spec.slurm.clone();
-    let flags = [
-        (&a.partition, &mut settings.partition),
-        (&a.time, &mut settings.time),
-        (&a.mem, &mut settings.mem),
-    ];
-    for (flag, field) in flags {
-        if let Some(v) = flag {
-            *field = v.clone();
-        }
-    }
-    settings.gpus = a.gpus.unwrap_or(settings.gpus);
-    settings.extra.extend(a.sbatch.iter().cloned());
-    let compute = local::Compute {
-        device: a.compute.device,
-        threads: a.compute.threads,
-    };
-    match a.executor {
-        Executor::Slurm => study::slurm::check(out, &settings, compute)?,
-        Executor::Local => settings.check()?,
-    }
-    study::check_data(spec)?;
-    study::check_record(spec, out)?;
-    if a.dry_run {
-        study::check_free(out)?;
-        study::slurm::check_idle(out)?;
-        return Ok(());
-    }
+    let settings = spec.slurm.with_overrides(&SlurmOverrides {
+        partition: a.partition.clone(),
+        time: a.time.clone(),
+        mem: a.mem.clone(),
+        gpus: a.gpus,
+        extra: a.sbatch.clone(),
+    });
+    let compute = Compute::from(a.compute);
     // Held until the pool and the report are done (or the jobs submitted).
-    let _lock = study::lock(out)?;
-    study::slurm::check_idle(out)?;
-    study::record(spec, out)?;
+    let Some(_lock) = study::prepare(spec, out, a.executor, &settings, compute, a.dry_run)? else {
+        return Ok(());
+    };
     let exe = std::env::current_exe().context("locating the ncood binary")?;
     if a.executor == Executor::Slurm {
         let jobs = study::slurm::submit(&plan, &exe, &settings, compute)?;
@@ -703,23 +620,21 @@ fn run_study(
         );
         return Ok(());
     }
-    // Divide the CPU threads among the jobs unless told otherwise.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = a.compute.threads.unwrap_or((cores / a.jobs).max(1));
+    let threads = local::threads_per_task(a.jobs, compute.threads);
     let total = plan.tasks.len();
     say!(
         "study {} ({origin}): {total} tasks, {} jobs x {threads} threads",
         out.display(),
         a.jobs
     );
-    let mut progress = StudyProgress::new(&plan, a.jobs);
+    let mut progress = StudyProgress::new(local::Tally::new(&plan, a.jobs));
     let outcome = local::run_pool(
         &plan,
         &exe,
         a.jobs,
-        local::Compute {
-            device: a.compute.device,
+        Compute {
             threads: Some(threads),
+            ..compute
         },
         &mut |e| progress.event(e),
     )?;
@@ -741,18 +656,11 @@ fn run_study(
     Ok(())
 }
 
-/// The local pool's one progress display, with the counts and the time left estimated from the
-/// seconds per unit of work (`Task::cost`) of the tasks finished so far: on a terminal one live
-/// line (the running tasks, a bar); elsewhere (a log file, CI) a line per tenth of the tasks. A
+/// The local pool's one progress display (`local::Tally`): on a terminal one live line (the
+/// counts, a bar, the running tasks); elsewhere (a log file, CI) a line per tenth of the tasks. A
 /// failed or skipped task always gets its own line, with its log.
 struct StudyProgress {
-    total: usize,
-    jobs: usize,
-    done: usize,
-    running: Vec<String>,
-    failed: usize,
-    left_cost: f64,
-    spent: (f64, f64),
+    tally: local::Tally,
     /// The live line on a terminal; None elsewhere.
     bar: Option<ProgressBar>,
     /// Tenths of the tasks reported so far (without a terminal).
@@ -760,47 +668,28 @@ struct StudyProgress {
 }
 
 impl StudyProgress {
-    fn new(plan: &ncood::study::Plan, jobs: usize) -> StudyProgress {
-        let open: Vec<_> = plan
-            .tasks
-            .iter()
-            .filter(|t| plan.state(t) != ncood::study::TaskState::Finished)
-            .collect();
-        let done = plan.tasks.len() - open.len();
+    fn new(tally: local::Tally) -> StudyProgress {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::new(plan.tasks.len() as u64).with_style(
+            let b = ProgressBar::new(tally.total as u64).with_style(
                 ProgressStyle::with_template("{bar:20} {pos}/{len} {msg}")
                     .expect("a valid template"),
             );
-            b.set_position(done as u64);
+            b.set_position(tally.done as u64);
             b
         });
-        StudyProgress {
-            total: plan.tasks.len(),
-            jobs,
-            done,
-            running: vec![],
-            failed: 0,
-            left_cost: open.iter().map(|t| t.cost()).sum(),
-            spent: (0.0, 0.0),
-            bar,
-            tenths: done * 10 / plan.tasks.len().max(1),
-        }
+        let tenths = tally.done * 10 / tally.total.max(1);
+        StudyProgress { tally, bar, tenths }
     }
 
     fn counts(&self) -> String {
-        let eta = if self.spent.1 > 0.0 {
-            let s = self.left_cost * self.spent.0 / self.spent.1 / self.jobs as f64;
+        let t = &self.tally;
+        let eta = t.seconds_left().map_or("time left unknown".into(), |s| {
             format!("{}m{:02}s left", (s / 60.0) as u64, (s % 60.0) as u64)
-        } else {
-            "time left unknown".into()
-        };
+        });
+        let running = t.running.len();
         format!(
-            "[{}/{} done, {} running, {} failed; {eta}]",
-            self.done,
-            self.total,
-            self.running.len(),
-            self.failed
+            "[{}/{} done, {running} running, {} failed; {eta}]",
+            t.done, t.total, t.failed
         )
     }
 
@@ -812,50 +701,33 @@ impl StudyProgress {
         }
     }
 
-    /// The live line, or a line per tenth of the tasks.
-    fn show(&mut self) {
+    fn event(&mut self, e: local::Event) {
+        self.tally.note(&e);
+        match e {
+            local::Event::Failed { task, log } => self.line(format!(
+                "FAILED {} (log: {})  {}",
+                task.label,
+                log.display(),
+                self.counts()
+            )),
+            local::Event::Skipped(t) => {
+                self.line(format!("skip   {} (a task it needs failed)", t.label))
+            }
+            _ => {}
+        }
+        // The live line, or a line per tenth of the tasks.
+        let t = &self.tally;
         match &self.bar {
             Some(b) => {
-                b.set_position(self.done as u64);
-                b.set_message(format!("{} | {}", self.counts(), self.running.join(", ")));
+                b.set_position(t.done as u64);
+                b.set_message(format!("{} | {}", self.counts(), t.running.join(", ")));
             }
-            None => {
-                let tenths = self.done * 10 / self.total.max(1);
-                if tenths > self.tenths {
-                    self.tenths = tenths;
-                    say!("{}", self.counts());
-                }
+            None if t.done * 10 / t.total.max(1) > self.tenths => {
+                self.tenths = t.done * 10 / t.total.max(1);
+                say!("{}", self.counts());
             }
+            None => {}
         }
-    }
-
-    fn event(&mut self, e: ncood::study::local::Event) {
-        use ncood::study::local::Event;
-        match e {
-            Event::Started(t) => self.running.push(t.label.clone()),
-            Event::Finished { task, seconds } => {
-                self.running.retain(|l| l != &task.label);
-                self.done += 1;
-                self.left_cost -= task.cost();
-                self.spent = (self.spent.0 + seconds, self.spent.1 + task.cost());
-            }
-            Event::Failed { task, log } => {
-                self.running.retain(|l| l != &task.label);
-                self.failed += 1;
-                self.left_cost -= task.cost();
-                self.line(format!(
-                    "FAILED {} (log: {})  {}",
-                    task.label,
-                    log.display(),
-                    self.counts()
-                ));
-            }
-            Event::Skipped(t) => {
-                self.left_cost -= t.cost();
-                self.line(format!("skip   {} (a task it needs failed)", t.label));
-            }
-        }
-        self.show();
     }
 }
 
@@ -869,8 +741,8 @@ impl Drop for StudyProgress {
 
 /// Writes the report of the study in `dir` and says what it holds.
 fn report_cmd(dir: &Path) -> Result<()> {
-    let spec = ncood::study::load(dir)?;
-    let plan = ncood::study::Plan::new(&spec, dir)?;
+    let spec = study::load(dir)?;
+    let plan = study::Plan::new(&spec, dir)?;
     let w = ncood::report::write(&spec, &plan, dir)?;
     if !w.missing.is_empty() {
         let first: Vec<&str> = w.missing.iter().take(4).map(String::as_str).collect();
@@ -912,31 +784,23 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         report_every,
         resume,
     } = a;
+    let compute = Compute::from(compute);
     let (dir, start) = match resume {
-        Some(dir) => (
-            dir,
-            Start::Resume {
-                epochs,
-                device: compute.device,
-                threads: compute.threads,
-            },
-        ),
+        Some(dir) => (dir, Start::Resume { epochs, compute }),
         None => {
             let text = match &config {
                 Some(p) => std::fs::read_to_string(p)
                     .with_context(|| format!("reading {}", p.display()))?,
                 None => String::new(),
             };
-            let mut overrides = set;
-            let short = [
-                seed.map(|s| format!("seed={s}")),
-                epochs.map(|e| format!("optim.epochs={e}")),
-                compute.device.map(|d| format!("device=\"{d}\"")),
-                compute.threads.map(|t| format!("threads={t}")),
-                data_root.map(|r| format!("data.root={:?}", r.display().to_string())),
-            ];
-            overrides.extend(short.into_iter().flatten());
-            let cfg = RunConfig::from_toml(&text, &overrides);
+            // The flags after the --set pairs, typed, then the whole validated.
+            let cfg = RunConfig::parse(&text, &set).and_then(|mut cfg| {
+                cfg.seed = seed.unwrap_or(cfg.seed);
+                cfg.optim.epochs = epochs.unwrap_or(cfg.optim.epochs);
+                cfg.data.root = data_root.or(cfg.data.root);
+                cfg.set_compute(compute);
+                cfg.validate().map(|()| cfg)
+            });
             let mut cfg = match &config {
                 Some(p) => cfg.with_context(|| p.display().to_string())?,
                 None => cfg?,
@@ -967,7 +831,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
 
 /// One eval pass of a run's checkpoint over a data set's split.
 fn features_of(a: &DataArgs) -> Result<(FeatureSet, usize)> {
-    let device = a.run.compute.setup()?;
+    let device = Compute::from(a.run.compute).setup()?;
     let run = LoadedRun::load(
         &RunDir::new(&a.run.run_dir),
         a.run.epoch,

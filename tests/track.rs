@@ -49,8 +49,7 @@ fn tracking_intervention_and_overtraining() {
     // Over-training: resuming the finished run with more epochs continues it and keeps tracking.
     let resume = |epochs| Start::Resume {
         epochs,
-        device: None,
-        threads: None,
+        compute: Default::default(),
     };
     train::run(&dir, resume(Some(4)), 0, &mut |_| {}).unwrap();
     // Fewer epochs than done is an error that leaves the run as it was.
@@ -79,7 +78,7 @@ fn tracking_intervention_and_overtraining() {
         groups: vec![train::Group::Control, train::Group::Nc],
     };
     let [control, nc]: [std::path::PathBuf; 2] =
-        train::intervene(&dir, &plan, None, None, &mut |_, _| {})
+        train::intervene(&dir, &plan, Default::default(), &mut |_, _| {})
             .unwrap()
             .try_into()
             .unwrap();

@@ -1,47 +1,83 @@
-//! Executing a plan on this machine. `run_task` does one task; it is what `ncood study task DIR
+//! Executing a plan on this machine. `run_task_in` does one task; it is what `ncood study task DIR
 //! --id K` runs, under the local pool and under any other executor alike. `run_pool` keeps up to
 //! N child processes (`ncood study task`) busy, each with its share of the CPU threads, starting a
 //! task once everything it needs has finished; a failed task is reported and its dependents are
 //! skipped while the rest carry on. Killing the pool at any moment loses nothing: finished tasks
 //! are skipped and interrupted ones resumed by the next run.
 use super::plan::{Plan, Task, TaskKind, TaskState};
+use super::{TaskRecord, load};
 use crate::data::OodSet;
-use crate::device::DeviceSpec;
+use crate::device::{Compute, DeviceSpec};
 use crate::error::{Error, Result};
-use crate::evaluate::{LoadedRun, eval_run, markdown};
+use crate::evaluate::eval_into;
 use crate::run::RunDir;
 use crate::train::{self, Progress, Start};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where tasks compute.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Compute {
-    pub device: Option<DeviceSpec>,
-    pub threads: Option<usize>,
+/// Runs task `id` of the study planned in `root` (what `ncood study task ROOT --id K` does, under
+/// the local pool and SLURM alike) and writes its record (`TaskRecord`), which it returns.
+/// `started` hears of the task once it is found; `progress` reports its training.
+pub fn run_task_in(
+    root: &Path,
+    id: usize,
+    compute: Compute,
+    started: &mut dyn FnMut(&Task),
+    progress: &mut dyn FnMut(&str, Progress),
+) -> Result<TaskRecord> {
+    let spec = load(root)?;
+    let plan = Plan::new(&spec, root)?;
+    let task = plan.tasks.get(id).ok_or_else(|| {
+        Error::invalid(
+            format!("study {}", root.display()),
+            format!("has no task {id}"),
+        )
+    })?;
+    started(task);
+    // Executors start a task once its dependencies ended, not necessarily well (SLURM's
+    // afterany): a task whose inputs are missing fails here, saying which.
+    let unfinished: Vec<&str> = task
+        .deps
+        .iter()
+        .map(|&d| &plan.tasks[d])
+        .filter(|t| plan.state(t) != TaskState::Finished)
+        .map(|t| t.label.as_str())
+        .collect();
+    if !unfinished.is_empty() {
+        return Err(Error::invalid(
+            format!("task {id} ({})", task.label),
+            format!("needs what has not finished: {}", unfinished.join("; ")),
+        ));
+    }
+    let t0 = Instant::now();
+    run_task(task, &spec.eval.ood, compute, progress)?;
+    // The device it ran on: the one given, else a training run's own config, else auto.
+    let configured = match &task.kind {
+        TaskKind::Train { config } => config.device,
+        _ => DeviceSpec::Auto,
+    };
+    let device = compute.over(configured, 0).0.resolve()?;
+    let record = TaskRecord::new(task, t0.elapsed().as_secs_f64(), device);
+    record.write(root)?;
+    Ok(record)
 }
 
 /// Runs one task to completion (resuming it if it was interrupted).
-pub fn run_task(
+fn run_task(
     task: &Task,
     ood: &[OodSet],
     compute: Compute,
     progress: &mut dyn FnMut(&str, Progress),
 ) -> Result<()> {
-    let resume = || Start::Resume {
-        epochs: None,
-        device: compute.device,
-        threads: compute.threads,
-    };
+    let resume = |epochs| Start::Resume { epochs, compute };
     match &task.kind {
         TaskKind::Train { config } => {
             let start = if RunDir::new(&task.dir).exists() {
-                resume()
+                resume(None)
             } else {
                 let mut cfg = (**config).clone();
-                cfg.device = compute.device.unwrap_or(cfg.device);
-                cfg.threads = compute.threads.unwrap_or(cfg.threads);
+                cfg.set_compute(compute);
                 Start::New(Box::new(cfg))
             };
             train::run(&task.dir, start, 0, &mut |p| progress("", p))?;
@@ -50,26 +86,15 @@ pub fn run_task(
             if !RunDir::new(&task.dir).exists() {
                 copy_finished_run(source, &task.dir)?;
             }
-            let start = Start::Resume {
-                epochs: Some(*epochs),
-                device: compute.device,
-                threads: compute.threads,
-            };
-            train::run(&task.dir, start, 0, &mut |p| progress("", p))?;
+            train::run(&task.dir, resume(Some(*epochs)), 0, &mut |p| {
+                progress("", p)
+            })?;
         }
         TaskKind::Intervene { source, plan } => {
-            train::intervene(source, plan, compute.device, compute.threads, progress)?;
+            train::intervene(source, plan, compute, progress)?;
         }
         TaskKind::Eval { epoch } => {
-            let device = crate::device::setup(
-                compute.device.unwrap_or(DeviceSpec::Auto),
-                compute.threads.unwrap_or(0),
-            )?;
-            let dir = RunDir::new(&task.dir);
-            let lock = dir.lock_existing()?;
-            let run = LoadedRun::load(&dir, *epoch, device, None)?;
-            let r = eval_run(&run, ood, device)?;
-            lock.write_eval(*epoch, &r, &markdown(&r))?;
+            eval_into(&RunDir::new(&task.dir), *epoch, ood, compute.setup()?, None)?;
         }
     }
     Ok(())
@@ -139,6 +164,69 @@ pub enum Event<'a> {
     Skipped(&'a Task),
 }
 
+/// Where a pool run stands, for a progress display: the pool's events folded into counts, the
+/// running tasks, and the time left, estimated from the seconds per unit of work (`Task::cost`)
+/// of the tasks finished so far.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub total: usize,
+    /// Finished, before this run or in it.
+    pub done: usize,
+    pub failed: usize,
+    /// Labels of the running tasks, in the order they started.
+    pub running: Vec<String>,
+    jobs: usize,
+    /// The work of the tasks not yet finished, failed or skipped.
+    left_cost: f64,
+    /// Seconds and work of the tasks finished in this run.
+    spent: (f64, f64),
+}
+
+impl Tally {
+    /// Before a pool of `jobs` runs `plan`.
+    pub fn new(plan: &Plan, jobs: usize) -> Tally {
+        let open: Vec<&Task> = plan
+            .tasks
+            .iter()
+            .filter(|t| plan.state(t) != TaskState::Finished)
+            .collect();
+        Tally {
+            total: plan.tasks.len(),
+            done: plan.tasks.len() - open.len(),
+            failed: 0,
+            running: vec![],
+            jobs: jobs.max(1),
+            left_cost: open.iter().map(|t| t.cost()).sum(),
+            spent: (0.0, 0.0),
+        }
+    }
+
+    pub fn note(&mut self, e: &Event) {
+        match *e {
+            Event::Started(t) => self.running.push(t.label.clone()),
+            Event::Finished { task, seconds } => {
+                self.running.retain(|l| l != &task.label);
+                self.done += 1;
+                self.left_cost -= task.cost();
+                self.spent = (self.spent.0 + seconds, self.spent.1 + task.cost());
+            }
+            Event::Failed { task, .. } => {
+                self.running.retain(|l| l != &task.label);
+                self.failed += 1;
+                self.left_cost -= task.cost();
+            }
+            Event::Skipped(t) => self.left_cost -= t.cost(),
+        }
+    }
+
+    /// Seconds until the open tasks are done at this run's pace so far, `jobs` at a time; None
+    /// before one has finished.
+    pub fn seconds_left(&self) -> Option<f64> {
+        (self.spent.1 > 0.0)
+            .then(|| self.left_cost * self.spent.0 / self.spent.1 / self.jobs as f64)
+    }
+}
+
 /// Counts at the end of a pool run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Outcome {
@@ -147,6 +235,13 @@ pub struct Outcome {
     pub finished: usize,
     pub failed: usize,
     pub skipped: usize,
+}
+
+/// The CPU threads each of `jobs` tasks running at once gets: `given`, else the cores divided
+/// among them (at least one each).
+pub fn threads_per_task(jobs: usize, given: Option<usize>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    given.unwrap_or((cores / jobs.max(1)).max(1))
 }
 
 /// Runs every unfinished task of `plan` with up to `jobs` child processes `exe study task ROOT

@@ -8,10 +8,65 @@ pub mod slurm;
 pub mod spec;
 
 pub use plan::{Plan, Task, TaskKind, TaskState};
-pub use spec::StudySpec;
+pub use spec::{SlurmOverrides, SlurmSpec, StudySpec};
 
+use crate::device::Compute;
 use crate::error::{Error, Result};
 use std::path::Path;
+
+/// Where a study's tasks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executor {
+    /// A pool of child processes on this machine (`local::run_pool`).
+    Local,
+    /// SLURM job arrays (`slurm::submit`).
+    Slurm,
+}
+
+impl std::str::FromStr for Executor {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Executor> {
+        match s {
+            "local" => Ok(Executor::Local),
+            "slurm" => Ok(Executor::Slurm),
+            _ => Err(Error::config(
+                "executor",
+                format!("{s}: expected local or slurm"),
+            )),
+        }
+    }
+}
+
+/// What running the study `spec` in `root` needs, in order. First every check, before anything
+/// is written: the `[slurm]` settings `slurm` (for the SLURM executor also what a submission
+/// needs, with `compute`), the data (`check_data`), the study the directory holds
+/// (`check_record`), and whether another process holds the directory or jobs it submitted are
+/// queued. A `dry_run` ends there (None). A run then takes the directory, whose lock it returns
+/// (hold it until the tasks are done or submitted), and records the study.
+pub fn prepare(
+    spec: &StudySpec,
+    root: &Path,
+    executor: Executor,
+    slurm: &SlurmSpec,
+    compute: Compute,
+    dry_run: bool,
+) -> Result<Option<crate::atomic::Lock>> {
+    match executor {
+        Executor::Slurm => self::slurm::check(root, slurm, compute)?,
+        Executor::Local => slurm.check()?,
+    }
+    check_data(spec)?;
+    check_record(spec, root)?;
+    if dry_run {
+        check_free(root)?;
+        self::slurm::check_idle(root)?;
+        return Ok(None);
+    }
+    let lock = lock(root)?;
+    self::slurm::check_idle(root)?;
+    record(spec, root)?;
+    Ok(Some(lock))
+}
 
 /// The study files that ship inside the binary (the repo's `studies/NAME.toml`), by name.
 pub const PRESETS: [(&str, &str); 4] = [

@@ -9,9 +9,10 @@
 //! whole waves. Running the study again submits what is unfinished, since a task's state is read
 //! from its run directory. The scripts (job ID's as `ID.sh`), SLURM's own output (time-limit kills
 //! and the like) and the submitted jobs are kept in `ROOT/slurm/`.
-use super::local::{Compute, log_path};
+use super::local::log_path;
 use super::plan::{Plan, TaskState};
 use super::spec::SlurmSpec;
+use crate::device::Compute;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -99,7 +99,31 @@ pub struct SlurmSpec {
     pub extra: Vec<String>,
 }
 
+/// Changes to a study's `[slurm]` settings for one submission (the command line's): each given
+/// value replaces the study's; `extra` lines are added to its own.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOverrides {
+    pub partition: Option<String>,
+    pub time: Option<String>,
+    pub mem: Option<String>,
+    pub gpus: Option<usize>,
+    pub extra: Vec<String>,
+}
+
 impl SlurmSpec {
+    /// These settings with `o` applied.
+    pub fn with_overrides(&self, o: &SlurmOverrides) -> SlurmSpec {
+        let given = |o: &Option<String>, own: &String| o.as_ref().unwrap_or(own).clone();
+        SlurmSpec {
+            partition: given(&o.partition, &self.partition),
+            time: given(&o.time, &self.time),
+            mem: given(&o.mem, &self.mem),
+            cpus_per_task: self.cpus_per_task,
+            gpus: o.gpus.unwrap_or(self.gpus),
+            extra: self.extra.iter().chain(&o.extra).cloned().collect(),
+        }
+    }
+
     /// Each value becomes one `#SBATCH` line of a script: a newline or other control character
     /// would start a line of its own (a command), and an extra line must be an sbatch option.
     pub fn check(&self) -> Result<()> {

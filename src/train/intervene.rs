@@ -2,7 +2,7 @@
 //! one with cross-entropy (control), one with the NC loss, each in its own run directory.
 use super::{Progress, Start, run};
 use crate::config::{Loss, RunConfig};
-use crate::device::DeviceSpec;
+use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::run::RunDir;
 use std::path::{Path, PathBuf};
@@ -87,13 +87,12 @@ pub fn group_config(
 /// The intervention of SPEC 7 from a run's checkpoint at `from_epoch`: each group starts from that
 /// state (fresh momentum buffers) with one tenth of the schedule's learning rate there, stepped
 /// down x0.1 after `drop_after` epochs, for `epochs` epochs, tracking every epoch, in
-/// RUN_DIR/intervene-eNNNN/{control,nc}. An existing group directory is resumed. Returns the
-/// directories of `groups`, in order.
+/// RUN_DIR/intervene-eNNNN/{control,nc}, computing where `compute` says. An existing group
+/// directory is resumed. Returns the directories of `groups`, in order.
 pub fn intervene(
     dir: &Path,
     plan: &Intervention,
-    device: Option<DeviceSpec>,
-    threads: Option<usize>,
+    compute: Compute,
     progress: &mut dyn FnMut(&str, Progress),
 ) -> Result<Vec<PathBuf>> {
     let Intervention {
@@ -116,8 +115,7 @@ pub fn intervene(
         .iter()
         .map(|&g| {
             let mut cfg = group_config(&base, plan, g, Some(state.clone()));
-            cfg.device = device.unwrap_or(cfg.device);
-            cfg.threads = threads.unwrap_or(cfg.threads);
+            cfg.set_compute(compute);
             cfg.validate().map(|()| cfg)
         })
         .collect::<Result<Vec<_>>>()?;
@@ -144,8 +142,7 @@ pub fn intervene(
             }
             Start::Resume {
                 epochs: None,
-                device,
-                threads,
+                compute,
             }
         } else {
             Start::New(Box::new(cfg))

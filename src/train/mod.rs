@@ -17,7 +17,7 @@ use crate::collapse;
 use crate::config::{Loss, Precision, RunConfig};
 use crate::data::RunData;
 use crate::data::loader::{DeviceData, EpochPlan, Normalizer, train_batch};
-use crate::device::DeviceSpec;
+use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::features::FeatureSet;
 use crate::model::Net;
@@ -57,12 +57,11 @@ pub enum Start {
     New(Box<RunConfig>),
     /// Continue the run in the directory; `epochs` optionally raises the epoch count
     /// (over-training: the schedule's milestones stay as recorded). Fewer epochs than the run has
-    /// done is an error. `device` and `threads` replace the recorded ones for this process only
-    /// (bit-exact resumption needs the same device and thread count).
+    /// done is an error. `compute` replaces the recorded device and threads for this process
+    /// only (bit-exact resumption needs the same device and thread count).
     Resume {
         epochs: Option<usize>,
-        device: Option<DeviceSpec>,
-        threads: Option<usize>,
+        compute: Compute,
     },
 }
 
@@ -146,18 +145,14 @@ fn open(dir: &RunDir, start: Start) -> Result<Session> {
             let device = crate::device::setup(cfg.device, cfg.threads)?;
             (cfg, device, None)
         }
-        Start::Resume {
-            epochs,
-            device,
-            threads,
-        } => {
+        Start::Resume { epochs, compute } => {
             let mut cfg = dir.config()?;
             if let Some(e) = epochs {
                 cfg.optim.epochs = e;
                 cfg.validate()?;
             }
-            let device =
-                crate::device::setup(device.unwrap_or(cfg.device), threads.unwrap_or(cfg.threads))?;
+            let (device, threads) = compute.over(cfg.device, cfg.threads);
+            let device = crate::device::setup(device, threads)?;
             (cfg, device, Some(epochs))
         }
     };
