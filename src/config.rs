@@ -207,6 +207,16 @@ impl OptimConfig {
     }
 }
 
+/// Typed values given beside a config (the command line's shorthands for `--set` pairs), each
+/// replacing the configured one where given (`RunConfig::from_toml_given`).
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    pub seed: Option<u64>,
+    pub epochs: Option<usize>,
+    pub data_root: Option<PathBuf>,
+    pub compute: Compute,
+}
+
 impl RunConfig {
     /// Parses TOML text and applies `key=value` overrides (dotted keys, TOML values; a bare word
     /// is taken as a string), then validates the whole. Unknown keys are errors.
@@ -216,9 +226,24 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    /// `from_toml` without the validation, for a caller that sets typed fields (the command
-    /// line's) before it validates.
-    pub fn parse(text: &str, overrides: &[String]) -> Result<RunConfig> {
+    /// `from_toml` with the typed values `given` (a command line's shorthands) applied after the
+    /// overrides, then validated; a relative `init_from`, given beside the config rather than
+    /// recorded in a run directory, is made absolute (relative to the working directory).
+    pub fn from_toml_given(text: &str, overrides: &[String], given: Given) -> Result<RunConfig> {
+        let mut cfg = RunConfig::parse(text, overrides)?;
+        cfg.seed = given.seed.unwrap_or(cfg.seed);
+        cfg.optim.epochs = given.epochs.unwrap_or(cfg.optim.epochs);
+        cfg.data.root = given.data_root.or(cfg.data.root);
+        cfg.set_compute(given.compute);
+        cfg.validate()?;
+        if let Some(p) = &mut cfg.init_from {
+            *p = std::path::absolute(&*p).map_err(|e| Error::config("init_from", e.to_string()))?;
+        }
+        Ok(cfg)
+    }
+
+    /// `from_toml` without the validation.
+    fn parse(text: &str, overrides: &[String]) -> Result<RunConfig> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| Error::config("run config", e.to_string()))?;
         for o in overrides {

@@ -1,21 +1,23 @@
-//! The `ncood` binary: argument parsing, progress bars, printing and exit codes over the library.
+//! The `ncood` binary: argument parsing (the clap declarations) and dispatch to the library, whose
+//! results `show` prints, with the progress displays.
 //!
 //! Exit codes: 0 success (also when stdout is closed early, e.g. by `| head`), 1 an error (the
 //! message names the file, field or value and the problem), 2 a usage error (bad flags).
+#[macro_use]
+mod show;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use ncood::collapse::Classifier;
-use ncood::config::RunConfig;
+use ncood::config::{Given, RunConfig};
 use ncood::data::{OodSet, Split};
 use ncood::device::{Compute, DeviceSpec};
 use ncood::evaluate::LoadedRun;
 use ncood::features::{FeatureKind, FeatureSet, read_labels, read_matrix};
 use ncood::run::RunDir;
 use ncood::study::{self, Executor, Plan, SlurmOverrides, local};
-use ncood::train::{self, Group, Progress, Start};
-use std::io::IsTerminal;
-use std::io::Write;
+use ncood::train::{self, Group, Start};
+use show::{StudyProgress, progress_printer};
 use std::path::{Path, PathBuf};
 
 /// Out-of-distribution detection and Neural Collapse on DDU ResNets.
@@ -298,93 +300,6 @@ struct DataArgs {
     split: Split,
 }
 
-/// Prints to stdout; a closed pipe (`ncood ... | head -1`) ends the process quietly with status 0.
-fn say(text: std::fmt::Arguments) {
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("error: writing to stdout: {e}");
-        std::process::exit(1);
-    }
-}
-
-macro_rules! say {
-    ($($t:tt)*) => { say(format_args!("{}\n", format_args!($($t)*))) };
-}
-
-fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-        .expect("valid template")
-        .progress_chars("=> ")
-}
-
-/// A progress bar per epoch and a printed line at each epoch's end, prefixed by the prefix given
-/// with each report.
-fn progress_printer() -> impl FnMut(&str, Progress) {
-    let mut bar = ProgressBar::hidden();
-    let mut running = String::new();
-    move |prefix, p| match p {
-        Progress::EpochStart {
-            epoch,
-            epochs,
-            steps,
-        } => {
-            running.clear();
-            bar = ProgressBar::new(steps as u64)
-                .with_style(bar_style())
-                .with_prefix(format!("{prefix}{epoch}/{epochs}"));
-        }
-        Progress::Step { step, images_per_s } => {
-            bar.set_position(step as u64);
-            bar.set_message(format!("{running}{images_per_s:.0} img/s"));
-        }
-        Progress::Running { loss, acc, .. } => {
-            running = format!("loss {loss:.4} acc {acc:.4} ");
-        }
-        Progress::EpochEnd(l) => {
-            bar.finish_and_clear();
-            print_epoch(prefix, l);
-        }
-    }
-}
-
-/// One epoch's log line on the terminal, with its tracking when present.
-fn print_epoch(prefix: &str, l: &ncood::run::EpochLog) {
-    say!(
-        "{prefix}epoch {:>3}  lr {:.4}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:.1} s  {:.0} img/s",
-        l.epoch,
-        l.lr,
-        l.train_loss,
-        l.train_acc,
-        l.test_acc,
-        l.seconds,
-        l.images_per_s
-    );
-    if let Some(t) = &l.track {
-        say!(
-            "{prefix}  NC1 {}  NC2 equinorm {:.4} max-angle {:.4}  NC3 {:.4}  NC4 {:.4}  GDA AUROC vs {} {:.4}  top-N FP {}  ({:.1} s)",
-            nc1_text(&t.nc),
-            t.nc.nc2.equinorm_means,
-            t.nc.nc2.maxangle_means,
-            t.nc.nc3,
-            t.nc.nc4,
-            t.ood,
-            t.gda_auroc,
-            t.topn_false_positives,
-            t.seconds
-        );
-    }
-}
-
-fn nc1_text(c: &ncood::collapse::Collapse) -> String {
-    match c.nc1 {
-        Some(v) => format!("{v:.4e}"),
-        None => "undefined".into(),
-    }
-}
-
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -488,21 +403,7 @@ fn dispatch(command: Command) -> Result<()> {
             let y = read_labels(&labels, Some(head.classes()))?;
             let r = ncood::collapse::measure(&h, &y, &head, kind, ncood::stats::CHUNK)?;
             ncood::atomic::write_json(&out, &r)?;
-            say!(
-                "NC1 {}  NC2 equinorm {:.4} / {:.4}  equiangularity {:.4} / {:.4}  max-angle {:.4} / {:.4} (means / weights)  NC3 {:.4}  NC4 {:.4}",
-                nc1_text(&r),
-                r.nc2.equinorm_means,
-                r.nc2.equinorm_weights,
-                r.nc2.equiangularity_means,
-                r.nc2.equiangularity_weights,
-                r.nc2.maxangle_means,
-                r.nc2.maxangle_weights,
-                r.nc3,
-                r.nc4
-            );
-            if let Some(why) = &r.nc1_undefined {
-                say!("NC1 is undefined: {why}");
-            }
+            show::collapse(&r);
             say!("results: {}", out.display());
             Ok(())
         }
@@ -606,18 +507,7 @@ fn run_study(spec: &study::StudySpec, origin: &str, out: &Path, a: &StudyRunArgs
     let exe = std::env::current_exe().context("locating the ncood binary")?;
     if a.executor == Executor::Slurm {
         let jobs = study::slurm::submit(&plan, &exe, &settings, compute)?;
-        if jobs.is_empty() {
-            say!("study {} ({origin}): every task is finished", out.display());
-            return Ok(());
-        }
-        for j in &jobs {
-            say!("submitted job {}: {}", j.id, j.what);
-        }
-        say!(
-            "follow it with `ncood study status {}`; then `ncood report {}`",
-            out.display(),
-            out.display()
-        );
+        show::submitted(out, origin, &jobs);
         return Ok(());
     }
     let threads = local::threads_per_task(a.jobs, compute.threads);
@@ -639,14 +529,7 @@ fn run_study(spec: &study::StudySpec, origin: &str, out: &Path, a: &StudyRunArgs
         &mut |e| progress.event(e),
     )?;
     drop(progress);
-    say!(
-        "study {}: {total} tasks, {} finished before, {} now, {} failed, {} skipped",
-        out.display(),
-        outcome.already,
-        outcome.finished,
-        outcome.failed,
-        outcome.skipped
-    );
+    show::outcome(out, total, &outcome);
     report_cmd(out)?;
     anyhow::ensure!(
         outcome.failed + outcome.skipped == 0,
@@ -656,118 +539,12 @@ fn run_study(spec: &study::StudySpec, origin: &str, out: &Path, a: &StudyRunArgs
     Ok(())
 }
 
-/// The local pool's one progress display (`local::Tally`): on a terminal one live line (the
-/// counts, a bar, the running tasks); elsewhere (a log file, CI) a line per tenth of the tasks. A
-/// failed or skipped task always gets its own line, with its log.
-struct StudyProgress {
-    tally: local::Tally,
-    /// The live line on a terminal; None elsewhere.
-    bar: Option<ProgressBar>,
-    /// Tenths of the tasks reported so far (without a terminal).
-    tenths: usize,
-}
-
-impl StudyProgress {
-    fn new(tally: local::Tally) -> StudyProgress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::new(tally.total as u64).with_style(
-                ProgressStyle::with_template("{bar:20} {pos}/{len} {msg}")
-                    .expect("a valid template"),
-            );
-            b.set_position(tally.done as u64);
-            b
-        });
-        let tenths = tally.done * 10 / tally.total.max(1);
-        StudyProgress { tally, bar, tenths }
-    }
-
-    fn counts(&self) -> String {
-        let t = &self.tally;
-        let eta = t.seconds_left().map_or("time left unknown".into(), |s| {
-            format!("{}m{:02}s left", (s / 60.0) as u64, (s % 60.0) as u64)
-        });
-        let running = t.running.len();
-        format!(
-            "[{}/{} done, {running} running, {} failed; {eta}]",
-            t.done, t.total, t.failed
-        )
-    }
-
-    /// A line of its own (above the live line on a terminal).
-    fn line(&self, text: String) {
-        match &self.bar {
-            Some(b) => b.println(text),
-            None => say!("{text}"),
-        }
-    }
-
-    fn event(&mut self, e: local::Event) {
-        self.tally.note(&e);
-        match e {
-            local::Event::Failed { task, log } => self.line(format!(
-                "FAILED {} (log: {})  {}",
-                task.label,
-                log.display(),
-                self.counts()
-            )),
-            local::Event::Skipped(t) => {
-                self.line(format!("skip   {} (a task it needs failed)", t.label))
-            }
-            _ => {}
-        }
-        // The live line, or a line per tenth of the tasks.
-        let t = &self.tally;
-        match &self.bar {
-            Some(b) => {
-                b.set_position(t.done as u64);
-                b.set_message(format!("{} | {}", self.counts(), t.running.join(", ")));
-            }
-            None if t.done * 10 / t.total.max(1) > self.tenths => {
-                self.tenths = t.done * 10 / t.total.max(1);
-                say!("{}", self.counts());
-            }
-            None => {}
-        }
-    }
-}
-
-impl Drop for StudyProgress {
-    fn drop(&mut self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
 /// Writes the report of the study in `dir` and says what it holds.
 fn report_cmd(dir: &Path) -> Result<()> {
     let spec = study::load(dir)?;
     let plan = study::Plan::new(&spec, dir)?;
     let w = ncood::report::write(&spec, &plan, dir)?;
-    if !w.missing.is_empty() {
-        let first: Vec<&str> = w.missing.iter().take(4).map(String::as_str).collect();
-        say!(
-            "partial study: {} of {} tasks not finished ({}{})",
-            w.missing.len(),
-            plan.tasks.len(),
-            first.join("; "),
-            if w.missing.len() > first.len() {
-                "; ..."
-            } else {
-                ""
-            }
-        );
-    }
-    say!("{} rows, {} aggregates over seeds", w.rows, w.summaries);
-    for r in &w.regimes {
-        say!("regime: {}", r.why);
-    }
-    if !w.claims.is_empty() {
-        say!(
-            "{}",
-            ncood::report::claims::terminal(&w.claims, &w.primary).trim_end()
-        );
-    }
+    show::report(&w, &plan);
     say!("report: {}", w.html.display());
     Ok(())
 }
@@ -793,23 +570,17 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                     .with_context(|| format!("reading {}", p.display()))?,
                 None => String::new(),
             };
-            // The flags after the --set pairs, typed, then the whole validated.
-            let cfg = RunConfig::parse(&text, &set).and_then(|mut cfg| {
-                cfg.seed = seed.unwrap_or(cfg.seed);
-                cfg.optim.epochs = epochs.unwrap_or(cfg.optim.epochs);
-                cfg.data.root = data_root.or(cfg.data.root);
-                cfg.set_compute(compute);
-                cfg.validate().map(|()| cfg)
-            });
-            let mut cfg = match &config {
+            let given = Given {
+                seed,
+                epochs,
+                data_root,
+                compute,
+            };
+            let cfg = RunConfig::from_toml_given(&text, &set, given);
+            let cfg = match &config {
                 Some(p) => cfg.with_context(|| p.display().to_string())?,
                 None => cfg?,
             };
-            // Given here, a relative init_from is relative to the working directory; recorded,
-            // it would be read relative to the run directory.
-            if let Some(p) = &mut cfg.init_from {
-                *p = std::path::absolute(&*p).with_context(|| p.display().to_string())?;
-            }
             let dir = out.unwrap_or_else(|| PathBuf::from("runs").join(cfg.run_name()));
             (dir, Start::New(Box::new(cfg)))
         }
