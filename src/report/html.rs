@@ -6,8 +6,8 @@
 //! and stays readable at 400 px. A small inline script measures every figure once the page has
 //! laid out, and every element against the page's width, and records both on `<body
 //! data-figures=... data-overflow=...>` and the console, so a headless browser can check them.
+use super::chart::Figure;
 use super::claims::{self, Judged, Verdict};
-use super::figures::Figure;
 use super::regime::{Regime, Training};
 use super::tables::{Cell, Table};
 use crate::study::TaskRecord;

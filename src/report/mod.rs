@@ -6,6 +6,7 @@
 //! checkpoint), so a report can be made at any time, of a partial study or a copy without
 //! checkpoints too.
 pub mod aggregate;
+pub mod chart;
 pub mod claims;
 pub mod figures;
 pub mod html;
