@@ -22,8 +22,8 @@ use super::stats::{
     self, ALPHA, Decision, Side, Test, equivalence_seeds, mean, min_difference, rank_correlation,
     sign_flip, std_difference, welch,
 };
-use crate::study::plan::{RunRef, intervention_run};
-use crate::study::spec::{InterventionSpec, Roles};
+use crate::study::plan::RunRef;
+use crate::study::spec::{InterventionSpec, Roles, intervention_run};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -145,7 +145,7 @@ fn groups(spec: &StudySpec, i: &InterventionSpec) -> Vec<(String, &'static str)>
         .unwrap_or_default()
         .into_iter()
         .map(|g| {
-            let run = crate::study::plan::intervention_run(&i.source, i.from_epoch, g.name());
+            let run = crate::study::spec::intervention_run(&i.source, i.from_epoch, g.name());
             let label = match g {
                 Group::Control => "control (cross-entropy)",
                 Group::Nc => "NC loss",

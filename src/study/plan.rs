@@ -2,7 +2,7 @@
 //! their dependencies, in an order in which every task comes after what it needs. The plan is a
 //! pure function of the spec and the study directory, the same for every executor; a task's state
 //! is read from its run directory, never from a separate record that could disagree.
-use super::spec::StudySpec;
+use super::spec::{StudySpec, intervention_run};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::run::RunDir;
@@ -84,11 +84,6 @@ pub struct RunRef {
     pub epochs: usize,
     /// Its first own epoch: an over-training's log repeats its source's epochs before this one.
     pub first_epoch: usize,
-}
-
-/// The report's name of an intervention group's runs.
-pub fn intervention_run(source: &str, from_epoch: usize, group: &str) -> String {
-    format!("{source}-intervene-e{from_epoch}-{group}")
 }
 
 /// The tasks of a study, in dependency order, and the runs they make.

@@ -335,7 +335,7 @@ impl StudySpec {
             }
             for g in self.groups(i)? {
                 names.push((
-                    super::plan::intervention_run(&i.source, i.from_epoch, g.name()),
+                    intervention_run(&i.source, i.from_epoch, g.name()),
                     format!(
                         "{} group of the intervention from {} at epoch {}",
                         g.name(),
@@ -631,4 +631,9 @@ impl StudySpec {
         )?;
         kept("evaluation", self.eval == old.eval)
     }
+}
+
+/// The report's name of an intervention group's runs.
+pub fn intervention_run(source: &str, from_epoch: usize, group: &str) -> String {
+    format!("{source}-intervene-e{from_epoch}-{group}")
 }
