@@ -41,6 +41,25 @@ pub struct Collapse {
     pub features: Option<FeatureKind>,
 }
 
+impl Collapse {
+    /// Every measure by its name (the report's metric names), in this order: NC1 (None where
+    /// undefined), NC2's parts for the means and for the weights, NC3, NC4.
+    pub fn measures(&self) -> [(&'static str, Option<f64>); 9] {
+        let n = &self.nc2;
+        [
+            ("nc1", self.nc1),
+            ("nc2_equinorm_means", Some(n.equinorm_means)),
+            ("nc2_equinorm_weights", Some(n.equinorm_weights)),
+            ("nc2_equiangularity_means", Some(n.equiangularity_means)),
+            ("nc2_equiangularity_weights", Some(n.equiangularity_weights)),
+            ("nc2_maxangle_means", Some(n.maxangle_means)),
+            ("nc2_maxangle_weights", Some(n.maxangle_weights)),
+            ("nc3", Some(self.nc3)),
+            ("nc4", Some(self.nc4)),
+        ]
+    }
+}
+
 /// A linear classifier in f64: weights W (C x D) and an optional bias b (C), checked when made:
 /// float values, all finite, at least two classes, no all-zero row (its cosines are undefined).
 pub struct Classifier {

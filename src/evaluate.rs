@@ -358,12 +358,12 @@ pub fn eval_run(run: &LoadedRun, ood_sets: &[OodSet], device: Device) -> Result<
     ] {
         let (s, info) = ood::gda_scores(
             name,
-            train.get(kind, false),
+            train.get(kind),
             &labels,
-            test.get(kind, false),
+            test.get(kind),
             &oods
                 .iter()
-                .map(|o| o.get(kind, false).shallow_clone())
+                .map(|o| o.get(kind).shallow_clone())
                 .collect::<Vec<_>>(),
         )?;
         scores.push(s);

@@ -199,9 +199,10 @@ impl FeatureSet {
         })
     }
 
-    /// The features of `kind` for a model with (`l2`) or without the L2 head.
-    pub fn get(&self, kind: FeatureKind, l2: bool) -> &Tensor {
-        match kind.resolve(l2) {
+    /// The features of `kind`, resolved (`FeatureKind::resolve` with the model's `l2`): the
+    /// normalised ones, else the raw ones.
+    pub fn get(&self, kind: FeatureKind) -> &Tensor {
+        match kind {
             FeatureKind::Normalized => &self.normalized,
             _ => &self.raw,
         }

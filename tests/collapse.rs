@@ -143,17 +143,7 @@ fn random_features_match_direct_computation_and_streaming() {
     let m =
         |h: &Tensor, chunk| measure(h, &labels_c, &head, Some(FeatureKind::Raw), chunk).unwrap();
     let r = m(&h, 7);
-    let got = [
-        r.nc1.unwrap(),
-        r.nc2.equinorm_means,
-        r.nc2.equinorm_weights,
-        r.nc2.equiangularity_means,
-        r.nc2.equiangularity_weights,
-        r.nc2.maxangle_means,
-        r.nc2.maxangle_weights,
-        r.nc3,
-        r.nc4,
-    ];
+    let got = r.measures().map(|(_, v)| v.unwrap());
     let want = direct(&h, &labels, c, &w, &b);
     for (i, (g, e)) in got.iter().zip(want).enumerate() {
         assert!(

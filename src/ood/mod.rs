@@ -45,7 +45,17 @@ impl ScoreName {
         ScoreName::EnergyT,
         ScoreName::FeatureNorm,
     ];
-    pub fn name(self) -> &'static str {
+    /// Whether this is one of the softmax family: functions of the logits, at temperature 1 and
+    /// at the fitted one.
+    pub const fn is_softmax(self) -> bool {
+        use ScoreName::*;
+        matches!(
+            self,
+            Msp | MaxLogit | NegEntropy | Energy | MspT | NegEntropyT | EnergyT
+        )
+    }
+
+    pub const fn name(self) -> &'static str {
         match self {
             ScoreName::Gda => "gda",
             ScoreName::GdaRaw => "gda_raw",

@@ -116,20 +116,8 @@ fn run_rows(r: &RunRef) -> Result<Vec<Row>> {
         if let Some(t) = &l.track {
             let f = t.nc.features.map(|k| k.name()).unwrap_or("");
             for c in std::iter::once(&t.nc).chain(&t.nc_raw) {
-                let n = &c.nc2;
-                let nc = [
-                    ("nc1", c.nc1),
-                    ("nc2_equinorm_means", Some(n.equinorm_means)),
-                    ("nc2_equinorm_weights", Some(n.equinorm_weights)),
-                    ("nc2_equiangularity_means", Some(n.equiangularity_means)),
-                    ("nc2_equiangularity_weights", Some(n.equiangularity_weights)),
-                    ("nc2_maxangle_means", Some(n.maxangle_means)),
-                    ("nc2_maxangle_weights", Some(n.maxangle_weights)),
-                    ("nc3", Some(c.nc3)),
-                    ("nc4", Some(c.nc4)),
-                ];
                 let kind = c.features.map(|k| k.name()).unwrap_or("");
-                for (m, v) in nc {
+                for (m, v) in c.measures() {
                     if let Some(v) = v {
                         row(l.epoch, "log", "", "", kind, m, v);
                     }
@@ -356,15 +344,18 @@ pub fn tracked_ood(rows: &[Row], run: &str) -> String {
 }
 
 /// The softmax family of scores (Table 4, C7).
-pub const SOFTMAX_SCORES: [&str; 7] = [
-    "msp",
-    "max_logit",
-    "neg_entropy",
-    "energy",
-    "msp_t",
-    "neg_entropy_t",
-    "energy_t",
-];
+pub const SOFTMAX_SCORES: [&str; 7] = {
+    let mut names = [""; 7];
+    let (mut i, mut n) = (0, 0);
+    while i < ScoreName::ALL.len() {
+        if ScoreName::ALL[i].is_softmax() {
+            names[n] = ScoreName::ALL[i].name();
+            n += 1;
+        }
+        i += 1;
+    }
+    names
+};
 
 /// The study's OoD sets that were evaluated.
 pub fn ood_sets(rows: &[Row]) -> Vec<String> {

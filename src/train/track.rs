@@ -79,11 +79,7 @@ impl Tracker {
         let train = FeatureSet::extract(model, &self.subset, norm, batch)?;
         let ood = FeatureSet::extract(model, &self.ood, norm, batch)?;
         let train_all = train;
-        let (train, ood, id) = (
-            train_all.get(kind, false),
-            ood.get(kind, false),
-            test.get(kind, false),
-        );
+        let (train, ood, id) = (train_all.get(kind), ood.get(kind), test.get(kind));
         let head = tch::no_grad(|| {
             let b = model.fc.bs.as_ref().map(|b| b.detach());
             collapse::Classifier::new(&model.fc.ws.detach(), b.as_ref(), "the model's")
@@ -96,7 +92,7 @@ impl Tracker {
         // predictions, made from the normalised features, against the nearest raw class mean).
         let nc_raw = match kind {
             FeatureKind::Normalized => {
-                let raw = train_all.get(FeatureKind::Raw, false);
+                let raw = train_all.get(FeatureKind::Raw);
                 let stats = ClassStats::new(raw, &self.labels, "NC", crate::stats::CHUNK)?;
                 let wrong =
                     collapse::disagreements(&stats, raw, &collapse::predictions(train, &head));
