@@ -5,6 +5,13 @@
 //! linker drops it and CUDA is never available (tch-rs issue #980).
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    // `cfg(ci)` under CI (CI=true): tests that need what CI provides (tests/slurm.rs: a SLURM
+    // cluster) run there and fail without it, instead of being ignored.
+    println!("cargo::rustc-check-cfg=cfg(ci)");
+    println!("cargo:rerun-if-env-changed=CI");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        println!("cargo:rustc-cfg=ci");
+    }
     // The commit a binary was built from, recorded in every run directory.
     if let Ok(out) = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])

@@ -1,12 +1,8 @@
 //! `ncood eval` on a tiny generated data root agrees with `ncood score` run on the features and
 //! logits `ncood features` exports from the same checkpoint.
 mod common;
+use common::ncood;
 use std::path::Path;
-use std::process::Command;
-
-fn ncood() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ncood"))
-}
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

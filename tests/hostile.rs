@@ -2,13 +2,10 @@
 //! each must now be a clear error (exit status 1, the file or value named, no panic, nothing
 //! half-made) or the correct result.
 mod common;
+use common::ncood;
 use ncood::npy;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn ncood() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ncood"))
-}
 
 /// Runs `cmd`, which must fail with status 1 and a message containing every one of `needles`.
 fn fails(cmd: &mut Command, needles: &[&str]) -> String {

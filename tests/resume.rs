@@ -1,15 +1,12 @@
 //! Run-directory integrity on resume and evaluation: what a killed, edited or mismatched run
 //! directory does (found by review of issue 7's change; each was accepted silently before).
 mod common;
+use common::ncood;
 use common::{run_ok, train_cli};
 use ncood::run::RunDir;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
-
-fn ncood() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ncood"))
-}
 
 fn fails(cmd: &mut Command, needle: &str) {
     let out = cmd.output().unwrap();

@@ -10,16 +10,13 @@
 //! line break in an sbatch value and `--threads 0` without `cpus_per_task` are refused, by
 //! `--dry-run` too.
 mod common;
+use common::ncood;
 use ncood::study::local::log_path;
 use ncood::study::{Plan, StudySpec, TaskKind, TaskState};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn ncood() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ncood"))
-}
 
 /// Two variants, an over-training of one and the evaluations: three waves of jobs (training; the
 /// over-training and the first evaluations; the over-training's evaluation).
@@ -59,6 +56,14 @@ fn study_run(spec: &Path, out: &Path, executor: &str) -> Command {
     c
 }
 
+/// Fails the test, saying why, unless SLURM can be used here: a test that needs SLURM is ignored
+/// where it may be missing, never passed without it.
+fn require_slurm() {
+    if let Some(why) = no_slurm() {
+        panic!("SLURM is needed and missing: {why}");
+    }
+}
+
 /// Why SLURM cannot be used here, if it cannot.
 fn no_slurm() -> Option<String> {
     if std::env::var_os("SLURM_CONF").is_none() {
@@ -72,11 +77,13 @@ fn no_slurm() -> Option<String> {
 }
 
 #[test]
+// Ignored outside CI (cfg(ci) is set by build.rs when CI=true, where it fails without SLURM).
+#[cfg_attr(
+    not(ci),
+    ignore = "needs SLURM: scripts/slurm.sh start DIR, SLURM_CONF=DIR/slurm.conf, then --ignored"
+)]
 fn a_study_on_slurm_matches_the_local_pool() {
-    if let Some(why) = no_slurm() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    require_slurm();
     let t0 = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 300, 60);
@@ -180,11 +187,13 @@ ood = ["noise-uniform"]
 }
 
 #[test]
+// Ignored outside CI (cfg(ci) is set by build.rs when CI=true, where it fails without SLURM).
+#[cfg_attr(
+    not(ci),
+    ignore = "needs SLURM: scripts/slurm.sh start DIR, SLURM_CONF=DIR/slurm.conf, then --ignored"
+)]
 fn a_failed_task_fails_its_dependents_only() {
-    if let Some(why) = no_slurm() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    require_slurm();
     let t0 = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let (bad, away) = (tmp.path().join("bad"), tmp.path().join("away"));
@@ -250,11 +259,13 @@ fn a_failed_task_fails_its_dependents_only() {
 }
 
 #[test]
+// Ignored outside CI (cfg(ci) is set by build.rs when CI=true, where it fails without SLURM).
+#[cfg_attr(
+    not(ci),
+    ignore = "needs SLURM: scripts/slurm.sh start DIR, SLURM_CONF=DIR/slurm.conf, then --ignored"
+)]
 fn a_study_with_queued_jobs_is_not_run_again() {
-    if let Some(why) = no_slurm() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    require_slurm();
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 100, 20);
     let spec = tmp.path().join("study.toml");
@@ -273,11 +284,13 @@ fn a_study_with_queued_jobs_is_not_run_again() {
 }
 
 #[test]
+// Ignored outside CI (cfg(ci) is set by build.rs when CI=true, where it fails without SLURM).
+#[cfg_attr(
+    not(ci),
+    ignore = "needs SLURM: scripts/slurm.sh start DIR, SLURM_CONF=DIR/slurm.conf, then --ignored"
+)]
 fn an_intervention_begun_locally_continues_under_slurm() {
-    if let Some(why) = no_slurm() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    require_slurm();
     let tmp = tempfile::tempdir().unwrap();
     common::fake_fashion_mnist(tmp.path(), 200, 40);
     let spec = tmp.path().join("study.toml");

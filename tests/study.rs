@@ -3,14 +3,11 @@
 //! continued from elsewhere ending with the same per-run files and report as an uninterrupted
 //! one, and what would fail late refused before anything is written.
 mod common;
+use common::ncood;
 use ncood::study::{Plan, StudySpec, TaskKind, TaskState};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn ncood() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ncood"))
-}
 
 /// A small study on the fake data under `root`: two variants, over-training, an intervention.
 fn spec_text(root: &Path, extra_seed: bool) -> String {

@@ -6,6 +6,11 @@ use ncood::data::idx::encode_idx;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The `ncood` binary of this build, as a command.
+pub fn ncood() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ncood"))
+}
+
 /// Runs a command to completion, failing the test with its stderr unless it succeeded.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap();
@@ -20,7 +25,7 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 /// `ncood train` of a tiny model on the fake data under `root` into `out`: CPU, one thread,
 /// unverified data, batches of 32, plus `extra` arguments.
 pub fn train_cli(root: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ncood"));
+    let mut c = ncood();
     c.args(["train", "--device", "cpu", "--threads", "1"])
         .args(["--set", "data.verify=false", "--set", "optim.batch_size=32"])
         .args(extra)
