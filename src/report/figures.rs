@@ -446,6 +446,15 @@ mod tests {
     use crate::report::results::Key;
     use crate::study::spec::{Overtrain, Roles, Variant};
 
+    /// The figures' panels name measures that exist: each of `NC` is one of `Collapse::measures`.
+    #[test]
+    fn plotted_nc_measures_are_collapse_measures() {
+        for (metric, ..) in NC {
+            let known = crate::collapse::Collapse::MEASURES;
+            assert!(known.contains(&metric), "{metric}");
+        }
+    }
+
     /// A row of `run`, `seed`, `epoch` with key [source, ood, score, features, metric].
     fn row(run: &str, seed: u64, epoch: usize, key: [&str; 5], value: f64) -> Row {
         let [source, ood, score, features, metric] = key.map(String::from);

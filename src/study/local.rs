@@ -4,8 +4,8 @@
 //! task once everything it needs has finished; a failed task is reported and its dependents are
 //! skipped while the rest carry on. Killing the pool at any moment loses nothing: finished tasks
 //! are skipped and interrupted ones resumed by the next run.
+use super::dir::{TaskRecord, load};
 use super::plan::{Plan, Task, TaskKind, TaskState};
-use super::{TaskRecord, load};
 use crate::data::OodSet;
 use crate::device::{Compute, DeviceSpec};
 use crate::error::{Error, Result};
@@ -136,17 +136,6 @@ fn copy_finished_run(source: &Path, dest: &Path) -> Result<()> {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
-}
-
-/// Where a task's own output goes: a log beside its run.
-pub fn log_path(task: &Task) -> PathBuf {
-    match &task.kind {
-        TaskKind::Eval { epoch } => task.dir.join("eval").join(format!("epoch-{epoch:04}.log")),
-        TaskKind::Intervene { .. } => task.dir.with_file_name("intervene.log"),
-        TaskKind::Train { .. } => task.dir.join("train.log"),
-        // Beside the run: its folder appears only when the copied run is complete.
-        TaskKind::Overtrain { .. } => task.dir.with_extension("log"),
-    }
 }
 
 /// What the pool reports.
@@ -287,7 +276,7 @@ pub fn run_pool(
                 break;
             }
             if state[t.id] == S::Waiting && t.deps.iter().all(|&d| state[d] == S::Done) {
-                let log = log_path(t);
+                let log = t.log_path();
                 let parent = log.parent().expect("a file in a folder");
                 std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 // Appended: a retried task's log keeps what the failed attempt said.
@@ -341,7 +330,7 @@ pub fn run_pool(
                         out.failed += 1;
                         on(Event::Failed {
                             task: t,
-                            log: log_path(t),
+                            log: t.log_path(),
                         });
                     }
                 }

@@ -39,6 +39,17 @@ pub struct Task {
 }
 
 impl Task {
+    /// Where a task's own output goes: a log beside its run.
+    pub fn log_path(&self) -> PathBuf {
+        match &self.kind {
+            TaskKind::Eval { epoch } => self.dir.join("eval").join(format!("epoch-{epoch:04}.log")),
+            TaskKind::Intervene { .. } => self.dir.with_file_name("intervene.log"),
+            TaskKind::Train { .. } => self.dir.join("train.log"),
+            // Beside the run: its folder appears only when the copied run is complete.
+            TaskKind::Overtrain { .. } => self.dir.with_extension("log"),
+        }
+    }
+
     /// Roughly how much work the task is, in training epochs (an evaluation counts as one), for
     /// the progress display's estimate of the time left.
     pub fn cost(&self) -> f64 {

@@ -9,7 +9,6 @@
 //! whole waves. Running the study again submits what is unfinished, since a task's state is read
 //! from its run directory. The scripts (job ID's as `ID.sh`), SLURM's own output (time-limit kills
 //! and the like) and the submitted jobs are kept in `ROOT/slurm/`.
-use super::local::log_path;
 use super::plan::{Plan, TaskState};
 use super::spec::SlurmSpec;
 use crate::device::Compute;
@@ -297,7 +296,7 @@ pub fn submit(plan: &Plan, exe: &Path, settings: &SlurmSpec, compute: Compute) -
         let tasks = w
             .tasks
             .iter()
-            .map(|&id| Ok((id, abs(&log_path(&plan.tasks[id]))?)))
+            .map(|&id| Ok((id, abs(&plan.tasks[id].log_path())?)))
             .collect::<Result<_>>()?;
         let a = Array {
             name: format!("ncood-{study}-w{k}"),

@@ -1,0 +1,128 @@
+//! A study directory's own files: the study it holds (study.toml), its lock, and the record of
+//! each finished task. The executors (`local`, `slurm`) and `prepare` build on these.
+use super::plan::{Plan, Task};
+use super::spec::StudySpec;
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// The study file kept in a study directory: what `study task` and `study status` plan from.
+pub const STUDY_FILE: &str = "study.toml";
+
+/// Whether `spec` may be recorded as the study of `root`: a new directory takes any study; an
+/// existing one only one that extends its recorded study (added variants or seeds).
+pub fn check_record(spec: &StudySpec, root: &Path) -> Result<()> {
+    if !root.join(STUDY_FILE).exists() {
+        return Ok(());
+    }
+    spec.extends(&load(root)?).map_err(|why| {
+        Error::run_dir(
+            root,
+            format!(
+                "holds another study ({why}); only added variants or seeds may change it: use another directory"
+            ),
+        )
+    })
+}
+
+/// Records `spec` as the study of `root` (see `check_record`).
+pub fn record(spec: &StudySpec, root: &Path) -> Result<()> {
+    check_record(spec, root)?;
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    crate::atomic::write(&root.join(STUDY_FILE), spec.to_toml().as_bytes())
+}
+
+/// The lock file of a study directory.
+const LOCK_FILE: &str = "study.lock";
+
+/// Takes the study directory `root` (creating it) for this process, which runs or submits its
+/// tasks: a second `study run` on it meanwhile is refused, naming the holder, instead of running
+/// the same tasks and failing the other's for their run locks. Held until dropped.
+pub fn lock(root: &Path) -> Result<crate::atomic::Lock> {
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    crate::atomic::lock(&root.join(LOCK_FILE))?.map_err(|holder| busy(root, &holder))
+}
+
+/// The refusal of `lock`, found without creating or writing anything (`--dry-run`).
+pub fn check_free(root: &Path) -> Result<()> {
+    match crate::atomic::holder(&root.join(LOCK_FILE))? {
+        Some(holder) => Err(busy(root, &holder)),
+        None => Ok(()),
+    }
+}
+
+fn busy(root: &Path, holder: &str) -> Error {
+    Error::invalid(
+        format!("study {}", root.display()),
+        format!(
+            "another ncood process is running or submitting it (study.lock is held by {holder}); wait for it to end or stop it"
+        ),
+    )
+}
+
+/// The study recorded in `root`.
+pub fn load(root: &Path) -> Result<StudySpec> {
+    let path = root.join(STUDY_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    StudySpec::from_toml(&text).map_err(|e| Error::bad_file(&path, e.to_string()))
+}
+
+/// What `study task` records of a finished task, whichever executor ran it: the report's wall
+/// time per task and provenance (ncood version and commit, machine, device).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskRecord {
+    pub id: usize,
+    pub label: String,
+    pub seconds: f64,
+    pub host: String,
+    pub cpu: String,
+    #[serde(flatten)]
+    pub provenance: crate::run::Provenance,
+}
+
+impl TaskRecord {
+    /// A record of `task` run for `seconds` on this machine with `device`.
+    pub fn new(task: &Task, seconds: f64, device: tch::Device) -> TaskRecord {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+            .unwrap_or_default();
+        TaskRecord {
+            id: task.id,
+            label: task.label.clone(),
+            seconds,
+            host: crate::atomic::hostname(),
+            cpu,
+            provenance: crate::run::Provenance::current(device),
+        }
+    }
+
+    fn path(root: &Path, id: usize) -> std::path::PathBuf {
+        root.join("tasks").join(format!("task-{id:05}.json"))
+    }
+
+    /// Writes the record into the study directory (atomically).
+    pub fn write(&self, root: &Path) -> Result<()> {
+        let path = TaskRecord::path(root, self.id);
+        let dir = path.parent().expect("a file in a folder");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::atomic::write_json(&path, self)
+    }
+
+    /// The records of the study's tasks that have one, in task order.
+    pub fn read_all(root: &Path, plan: &Plan) -> Vec<TaskRecord> {
+        plan.tasks
+            .iter()
+            .filter_map(|t| {
+                let text = std::fs::read_to_string(TaskRecord::path(root, t.id)).ok()?;
+                // Task ids shift when a study is extended: a record counts for its own task only.
+                serde_json::from_str(&text)
+                    .ok()
+                    .filter(|r: &TaskRecord| r.label == t.label)
+            })
+            .collect()
+    }
+}
