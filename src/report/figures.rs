@@ -3,7 +3,9 @@
 //! figure whose data do not exist yet (a partial study, a study without interventions) is left
 //! out.
 use super::chart::{Figure, Panel, PerSeed, Plot, Series, Style, render, series};
-use super::results::{Row, intervention_curve, run_names, start_epoch, tracked_ood, tracked_rho};
+use super::results::{
+    NC_MEASURES, Row, intervention_curve, run_names, start_epoch, tracked_ood, tracked_rho,
+};
 use super::stats::{Stats, spearman};
 use crate::error::{Error, Result};
 use crate::study::plan::RunRef;
@@ -30,34 +32,22 @@ pub fn draw(rows: &[Row], runs: &[RunRef], spec: &StudySpec, dir: &Path) -> Resu
 // ---------------------------------------------------------------------------------------------
 // Rows to series.
 
-/// The tracked NC measures the paper plots: metric, panel title, y axis label, log scale.
-const NC: [(&str, &str, &str, bool); 5] = [
-    (
-        "nc1",
-        "NC1: within-class variability",
-        "NC1 (log scale)",
-        true,
-    ),
-    (
-        "nc2_equinorm_means",
-        "NC2: equinorm of the means",
-        "std / mean of norms",
-        false,
-    ),
-    (
-        "nc2_equiangularity_means",
-        "NC2: equiangularity of the means",
-        "std of cosines",
-        false,
-    ),
-    ("nc3", "NC3: self-duality", "NC3", false),
-    (
-        "nc4",
-        "NC4: disagreement with nearest mean",
-        "NC4 (fraction)",
-        false,
-    ),
-];
+/// The panel of a tracked NC measure of `NC_MEASURES` (`label` its short name): title, y axis
+/// label, log scale.
+fn nc_panel<'a>(metric: &str, label: &'a str) -> (&'a str, &'a str, bool) {
+    match metric {
+        "nc1" => ("NC1: within-class variability", "NC1 (log scale)", true),
+        "nc2_equinorm_means" => ("NC2: equinorm of the means", "std / mean of norms", false),
+        "nc2_equiangularity_means" => ("NC2: equiangularity of the means", "std of cosines", false),
+        "nc3" => ("NC3: self-duality", "NC3", false),
+        "nc4" => (
+            "NC4: disagreement with nearest mean",
+            "NC4 (fraction)",
+            false,
+        ),
+        _ => (label, label, false),
+    }
+}
 
 /// Per seed, the (epoch, value) points of `run`'s per-epoch log rows of `metric` (training and
 /// tracking), in epoch order, as chart coordinates.
@@ -94,9 +84,10 @@ fn fig3(rows: &[Row], spec: &StudySpec) -> Result<Vec<Plot>> {
             continue;
         }
         let ood = tracked_ood(rows, run);
-        let mut panels: Vec<Panel> = NC
+        let mut panels: Vec<Panel> = NC_MEASURES
             .iter()
-            .map(|&(m, title, y, log)| {
+            .map(|&(m, label)| {
+                let (title, y, log) = nc_panel(m, label);
                 let s = series(run, Style::Band, tracked(rows, run, m));
                 Panel::new(title, "epoch", y, log, vec![s])
             })
@@ -290,7 +281,8 @@ fn fig7(rows: &[Row], spec: &StudySpec) -> Option<Plot> {
         .interventions
         .iter()
         .flat_map(|i| {
-            NC.iter().map(move |&(m, title, y, log)| {
+            NC_MEASURES.iter().map(move |&(m, label)| {
+                let (title, y, log) = nc_panel(m, label);
                 let s = intervention(rows, spec, i, m);
                 let t = if spec.interventions.len() > 1 {
                     format!("{title}, {}", from(i))
@@ -445,15 +437,6 @@ mod tests {
     use crate::features::FeatureKind;
     use crate::report::results::Key;
     use crate::study::spec::{Overtrain, Roles, Variant};
-
-    /// The figures' panels name measures that exist: each of `NC` is one of `Collapse::measures`.
-    #[test]
-    fn plotted_nc_measures_are_collapse_measures() {
-        for (metric, ..) in NC {
-            let known = crate::collapse::Collapse::MEASURES;
-            assert!(known.contains(&metric), "{metric}");
-        }
-    }
 
     /// A row of `run`, `seed`, `epoch` with key [source, ood, score, features, metric].
     fn row(run: &str, seed: u64, epoch: usize, key: [&str; 5], value: f64) -> Row {

@@ -455,3 +455,17 @@ pub fn final_by_seed(
         .map(|r| (r.seed, r.value))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Table 3, C6 and Figure 3 name measures that exist: each is one of `Collapse::MEASURES`.
+    #[test]
+    fn reported_nc_measures_are_collapse_measures() {
+        for (metric, _) in NC_MEASURES {
+            let known = crate::collapse::Collapse::MEASURES;
+            assert!(known.contains(&metric), "{metric}");
+        }
+    }
+}

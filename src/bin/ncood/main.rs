@@ -172,7 +172,8 @@ enum Command {
     /// Run a preset study and write its report: the paper's tables, figures and claims; prints
     /// the path of report.html.
     Reproduce {
-        /// quick (about 9 minutes on a 2-core CPU), cpu (hours) or paper (CIFAR, GPUs).
+        /// quick (about 5.5 minutes on a 2-core CPU with --jobs 2), cpu (about 2.6 hours), cpu-full
+        /// (cpu extended in place: about 4.5 hours more) or paper (CIFAR, GPUs).
         #[arg(long, default_value = "quick")]
         preset: String,
         /// Study directory (default studies-out/PRESET).
