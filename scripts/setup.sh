@@ -62,32 +62,22 @@ fi
 # 4. Headless Chromium for the report's browser test.
 command -v chromium-headless-shell >/dev/null || { echo "setup: installing chromium-headless-shell"; apt_install chromium-headless-shell; }
 
-# 5. and 6. The release build of ncood (incremental: about a second when nothing changed) and the
-#    Python package, built (its own cargo workspace and target folder: pyo3-tch links
-#    libtorch_python, which the binary must not) and installed editable into .venv; the package is
-#    skipped when the installed extension is newer than every source it is built from. On a fresh
-#    clone the two build at once: each spends about 2.5 minutes with torch-sys compiling libtorch's
-#    C++ API on one core, so on two cores they overlap instead of queueing.
+# 5. Build (incremental: about a second when nothing changed).
 export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
+cargo build --release --quiet
+
+# 6. The Python package, built (its own cargo workspace and target folder: pyo3-tch links
+#    libtorch_python, which the binary must not) and installed editable into .venv; skipped when
+#    the installed extension is newer than every source it is built from.
 so=$(ls python/ncood-py/python/ncood/_native.*.so 2>/dev/null | head -1 || true) # none on a fresh clone
-py_pid=
 if [ -z "$so" ] || [ -n "$(find src python/ncood-py/src python/ncood-py/Cargo.toml python/ncood-py/Cargo.lock \
     python/ncood-py/pyproject.toml python/ncood-py/.cargo Cargo.toml build.rs csrc -newer "$so" -print -quit)" ] \
     || ! .venv/bin/python -c "import ncood" 2>/dev/null; then
   echo "setup: building the Python package ncood (maturin develop --release)"
   # Its output (pip's dependency lines included) is shown only when it fails.
-  py_log=$(mktemp)
-  (export VIRTUAL_ENV="$PWD/.venv" && cd python/ncood-py && maturin develop --release --quiet) >"$py_log" 2>&1 &
-  py_pid=$!
+  if ! out=$(export VIRTUAL_ENV="$PWD/.venv" && cd python/ncood-py && maturin develop --release --quiet 2>&1); then
+    printf '%s\n' "$out" >&2
+    exit 1
+  fi
+  .venv/bin/python -c "import ncood"
 fi
-build=0
-cargo build --release --quiet || build=$?
-if [ -n "$py_pid" ]; then
-  py=0
-  wait "$py_pid" || py=$?
-  [ "$py" = 0 ] || cat "$py_log" >&2
-  rm -f "$py_log"
-  [ "$py" = 0 ] || exit "$py"
-fi
-[ "$build" = 0 ] || exit "$build"
-[ -z "$py_pid" ] || .venv/bin/python -c "import ncood"
