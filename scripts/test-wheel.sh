@@ -3,7 +3,7 @@
 # with pip's build isolation (maturin from the package index, the build backend finding torch)
 # into a fresh venv that has only torch and what torch requires (hard links of .venv's, so torch
 # is not downloaded again), then, outside the source tree, an import, the version and one GDA
-# fit and score. The build reuses python/ncood-py/target (scripts/setup.sh's build).
+# fit and score. The build reuses target/ (scripts/setup.sh's build; python/ncood-py/.cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target

@@ -9,7 +9,7 @@ scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 cargo fmt --all -- --check
 cargo clippy --release --all-targets --quiet -- -D warnings
-scripts/fuzz.sh --execs 20000 --time-limit 30
+scripts/fuzz.sh --execs 20000 --time-limit 10
 # A real single-node SLURM cluster for tests/slurm.rs, stopped on exit (failures included): its
 # tests that submit jobs are #[ignore]d outside CI and run here with --ignored. Where SLURM cannot
 # start (no root, no apt), the rest of the suite still runs and those tests are not run (under
