@@ -67,8 +67,9 @@ export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 cargo build --release --quiet
 
 # 6. The Python package, built (its own cargo workspace, since pyo3-tch links libtorch_python,
-#    which the binary must not; the target folder is shared: python/ncood-py/.cargo) and installed editable into .venv; skipped when
-#    the installed extension is newer than every source it is built from.
+#    which the binary must not; the target folder is shared: python/ncood-py/.cargo) and
+#    installed editable into .venv; skipped when the installed extension is newer than every
+#    source it is built from.
 so=$(ls python/ncood-py/python/ncood/_native.*.so 2>/dev/null | head -1 || true) # none on a fresh clone
 if [ -z "$so" ] || [ -n "$(find src python/ncood-py/src python/ncood-py/Cargo.toml python/ncood-py/Cargo.lock \
     python/ncood-py/pyproject.toml python/ncood-py/.cargo Cargo.toml build.rs csrc -newer "$so" -print -quit)" ] \
