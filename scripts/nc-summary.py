@@ -16,8 +16,8 @@ def nc_measures(entry):
     for k, v in entry["track"]["nc"].items():
         if isinstance(v, dict):
             out.update({f"{k}_{part}": x for part, x in v.items()})
-        elif k.startswith("nc"):
-            out[k] = v
+        elif k.startswith("nc") and (v is None or isinstance(v, (int, float))):
+            out[k] = v  # NC1 is None where undefined; nc1_undefined (why) is text
     return out
 
 

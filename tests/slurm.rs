@@ -5,7 +5,8 @@
 //! unrelated tasks finish, and a re-run submits only what is unfinished; while a study's jobs are
 //! queued, `study run` refuses. An intervention begun by a local run (the study's path spelled
 //! relative to the working directory) is continued by SLURM's jobs (absolute paths) to the same
-//! checkpoints. Without SLURM_CONF or a working `sinfo` these tests say why and pass. Without
+//! checkpoints. These tests need a cluster: they are ignored outside CI (`--ignored` runs them;
+//! scripts/test.sh does once its cluster is up) and fail under `CI=true` without one. Without
 //! `sbatch` on PATH the executor says so and writes nothing; a study path sbatch cannot take, a
 //! line break in an sbatch value and `--threads 0` without `cpus_per_task` are refused, by
 //! `--dry-run` too.
