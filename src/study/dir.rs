@@ -100,13 +100,23 @@ impl TaskRecord {
         }
     }
 
-    fn path(root: &Path, id: usize) -> std::path::PathBuf {
+    /// Where the record of the task labelled `label` goes: named by the label, which stays with
+    /// its task when a study is extended (task ids shift then, so a record named by id was
+    /// overwritten by the new task that took the id). Labels are made of validated run names,
+    /// digits and spaces.
+    fn path(root: &Path, label: &str) -> std::path::PathBuf {
+        root.join("tasks")
+            .join(format!("{}.json", label.replace(' ', "_")))
+    }
+
+    /// Where studies made before records were named by label kept them: by task id.
+    fn path_by_id(root: &Path, id: usize) -> std::path::PathBuf {
         root.join("tasks").join(format!("task-{id:05}.json"))
     }
 
     /// Writes the record into the study directory (atomically).
     pub fn write(&self, root: &Path) -> Result<()> {
-        let path = TaskRecord::path(root, self.id);
+        let path = TaskRecord::path(root, &self.label);
         let dir = path.parent().expect("a file in a folder");
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         crate::atomic::write_json(&path, self)
@@ -117,12 +127,76 @@ impl TaskRecord {
         plan.tasks
             .iter()
             .filter_map(|t| {
-                let text = std::fs::read_to_string(TaskRecord::path(root, t.id)).ok()?;
-                // Task ids shift when a study is extended: a record counts for its own task only.
-                serde_json::from_str(&text)
-                    .ok()
-                    .filter(|r: &TaskRecord| r.label == t.label)
+                let read = |path: std::path::PathBuf| -> Option<TaskRecord> {
+                    let text = std::fs::read_to_string(path).ok()?;
+                    // A record counts for its own task only (an id-named one may be another's).
+                    serde_json::from_str(&text)
+                        .ok()
+                        .filter(|r: &TaskRecord| r.label == t.label)
+                };
+                read(TaskRecord::path(root, &t.label))
+                    .or_else(|| read(TaskRecord::path_by_id(root, t.id)))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::TaskKind;
+    use std::path::PathBuf;
+
+    fn task(id: usize, label: &str) -> Task {
+        Task {
+            id,
+            label: label.into(),
+            dir: PathBuf::from("runs/x/s0"),
+            kind: TaskKind::Eval { epoch: 1 },
+            deps: vec![],
+        }
+    }
+
+    /// An extended study renumbers its tasks: the task that takes an old id writes its record
+    /// beside the old task's, not over it; a record named by id (studies made before) still counts
+    /// for the task it names, and for no other.
+    #[test]
+    fn records_survive_an_extension_that_shifts_ids() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let old = task(1, "eval a s0 e1");
+        TaskRecord::new(&old, 3.0, tch::Device::Cpu)
+            .write(root)
+            .unwrap();
+        let new = task(1, "train b s0");
+        TaskRecord::new(&new, 5.0, tch::Device::Cpu)
+            .write(root)
+            .unwrap();
+        let legacy = task(2, "eval c s0 e1");
+        let mut rec = TaskRecord::new(&legacy, 7.0, tch::Device::Cpu);
+        rec.id = 2;
+        let by_id = TaskRecord::path_by_id(root, 2);
+        crate::atomic::write_json(&by_id, &rec).unwrap();
+        let plan = Plan {
+            root: root.to_path_buf(),
+            tasks: vec![task(0, "eval a s0 e1"), new, task(2, "eval c s0 e1")],
+            runs: vec![],
+        };
+        let got: Vec<(String, f64)> = TaskRecord::read_all(root, &plan)
+            .into_iter()
+            .map(|r| (r.label, r.seconds))
+            .collect();
+        let want = [
+            ("eval a s0 e1", 3.0),
+            ("train b s0", 5.0),
+            ("eval c s0 e1", 7.0),
+        ];
+        assert_eq!(got, want.map(|(l, s)| (l.to_string(), s)));
+        // The id-named record is not another task's: a plan whose task 2 is something else.
+        let other = Plan {
+            tasks: vec![task(2, "train d s0")],
+            ..plan
+        };
+        assert!(TaskRecord::read_all(root, &other).is_empty());
     }
 }
