@@ -109,11 +109,6 @@ impl TaskRecord {
             .join(format!("{}.json", label.replace(' ', "_")))
     }
 
-    /// Where studies made before records were named by label kept them: by task id.
-    fn path_by_id(root: &Path, id: usize) -> std::path::PathBuf {
-        root.join("tasks").join(format!("task-{id:05}.json"))
-    }
-
     /// Writes the record into the study directory (atomically).
     pub fn write(&self, root: &Path) -> Result<()> {
         let path = TaskRecord::path(root, &self.label);
@@ -122,21 +117,32 @@ impl TaskRecord {
         crate::atomic::write_json(&path, self)
     }
 
-    /// The records of the study's tasks that have one, in task order.
+    /// The records of the study's tasks that have one, in task order, found by label: a record
+    /// counts for its own task only, whatever its id was when it was written. A record named by
+    /// label wins over an id-named one of the same task.
     pub fn read_all(root: &Path, plan: &Plan) -> Vec<TaskRecord> {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("tasks"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|x| x == "json"));
+        // Id-named files first, so that label-named ones replace them.
+        let by_id = |p: &std::path::PathBuf| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("task-"))
+        };
+        files.sort_by_key(|p| (!by_id(p), p.clone()));
+        let mut by_label = std::collections::HashMap::new();
+        for path in files {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if let Ok(r) = serde_json::from_str::<TaskRecord>(&text) {
+                by_label.insert(r.label.clone(), r);
+            }
+        }
         plan.tasks
             .iter()
-            .filter_map(|t| {
-                let read = |path: std::path::PathBuf| -> Option<TaskRecord> {
-                    let text = std::fs::read_to_string(path).ok()?;
-                    // A record counts for its own task only (an id-named one may be another's).
-                    serde_json::from_str(&text)
-                        .ok()
-                        .filter(|r: &TaskRecord| r.label == t.label)
-                };
-                read(TaskRecord::path(root, &t.label))
-                    .or_else(|| read(TaskRecord::path_by_id(root, t.id)))
-            })
+            .filter_map(|t| by_label.remove(&t.label))
             .collect()
     }
 }
@@ -158,8 +164,8 @@ mod tests {
     }
 
     /// An extended study renumbers its tasks: the task that takes an old id writes its record
-    /// beside the old task's, not over it; a record named by id (studies made before) still counts
-    /// for the task it names, and for no other.
+    /// beside the old task's, not over it; a record named by id (studies made before) counts for
+    /// the task it names, whatever its id now, and for no other.
     #[test]
     fn records_survive_an_extension_that_shifts_ids() {
         let root = tempfile::tempdir().unwrap();
@@ -172,11 +178,10 @@ mod tests {
         TaskRecord::new(&new, 5.0, tch::Device::Cpu)
             .write(root)
             .unwrap();
-        let legacy = task(2, "eval c s0 e1");
-        let mut rec = TaskRecord::new(&legacy, 7.0, tch::Device::Cpu);
-        rec.id = 2;
-        let by_id = TaskRecord::path_by_id(root, 2);
-        crate::atomic::write_json(&by_id, &rec).unwrap();
+        // Made before records were named by label, when the task had id 5.
+        let legacy = task(5, "eval c s0 e1");
+        let rec = TaskRecord::new(&legacy, 7.0, tch::Device::Cpu);
+        crate::atomic::write_json(&root.join("tasks/task-00005.json"), &rec).unwrap();
         let plan = Plan {
             root: root.to_path_buf(),
             tasks: vec![task(0, "eval a s0 e1"), new, task(2, "eval c s0 e1")],
@@ -192,7 +197,7 @@ mod tests {
             ("eval c s0 e1", 7.0),
         ];
         assert_eq!(got, want.map(|(l, s)| (l.to_string(), s)));
-        // The id-named record is not another task's: a plan whose task 2 is something else.
+        // No record is another task's: a plan whose task 2 is something else has none.
         let other = Plan {
             tasks: vec![task(2, "train d s0")],
             ..plan
